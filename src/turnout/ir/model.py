@@ -1,0 +1,190 @@
+"""The IR: what the data plane must do, and nothing about how it was derived.
+
+The IR is the contract between the control plane and the data plane. It is made of
+frozen msgspec Structs so that a whole configuration can be encoded (msgpack or JSON)
+and sent over a pipe to worker processes or remote proxies, and decoded again with
+validation, in a few milliseconds even at thousands of routes.
+
+Shape::
+
+    Config
+      gateways[]: Gateway (name "ns/name", address)
+        listeners[]: Listener (name "ns/gw/listener", address, port, protocol, hostname)
+          virtual_hosts[]: VirtualHost (hostname: exact, "*.suffix" or "*")
+            routes[]: HTTPRouteRule, already sorted by Gateway API precedence
+      clusters{name: Cluster}: endpoints of one Service port, shared by every route
+
+Hostname semantics are resolved by the control plane: every VirtualHost of a listener
+already holds the complete, precedence-ordered list of rules a request for that host
+may match (exact-hostname routes first, then matching wildcards, then routes without a
+hostname). The data plane only has to pick the most specific VirtualHost (exact, then
+the longest matching wildcard, then "*") and the first matching rule in it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+# --- matches ---------------------------------------------------------------------------
+
+PathMatchType = Literal["Exact", "PathPrefix", "RegularExpression"]
+StringMatchType = Literal["Exact", "RegularExpression"]
+
+
+class PathMatch(msgspec.Struct, frozen=True):
+    type: PathMatchType
+    # For PathPrefix the value is normalised: no trailing "/" except for the root "/".
+    value: str
+
+
+class HeaderMatch(msgspec.Struct, frozen=True):
+    name: str  # lower-case
+    type: StringMatchType
+    value: str
+
+
+class QueryParamMatch(msgspec.Struct, frozen=True):
+    name: str  # case-sensitive
+    type: StringMatchType
+    value: str
+
+
+class RouteMatch(msgspec.Struct, frozen=True):
+    path: PathMatch
+    headers: tuple[HeaderMatch, ...] = ()
+    query_params: tuple[QueryParamMatch, ...] = ()
+    method: str | None = None
+
+
+# --- filters ---------------------------------------------------------------------------
+
+
+class HeaderModifier(msgspec.Struct, frozen=True):
+    """set/add/remove on request or response headers. Names are lower-case."""
+
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+class PathModifier(msgspec.Struct, frozen=True):
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
+    value: str
+    # For ReplacePrefixMatch: the (normalised) PathPrefix value of the match that selected
+    # the rule; the data plane replaces that prefix of the request path.
+    prefix: str = "/"
+
+
+class RequestRedirect(msgspec.Struct, frozen=True):
+    scheme: str | None = None
+    hostname: str | None = None
+    port: int | None = None
+    path: PathModifier | None = None
+    status_code: int = 302
+
+
+class URLRewrite(msgspec.Struct, frozen=True):
+    hostname: str | None = None
+    path: PathModifier | None = None
+
+
+class RequestMirror(msgspec.Struct, frozen=True):
+    cluster: str  # name in Config.clusters
+    numerator: int = 100
+    denominator: int = 100
+
+
+class Filters(msgspec.Struct, frozen=True):
+    """Filters of a rule or of one backendRef, applied in this order."""
+
+    request_headers: HeaderModifier | None = None
+    response_headers: HeaderModifier | None = None
+    redirect: RequestRedirect | None = None
+    rewrite: URLRewrite | None = None
+    mirrors: tuple[RequestMirror, ...] = ()
+
+
+# --- backends --------------------------------------------------------------------------
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    address: str
+    port: int
+
+
+class Cluster(msgspec.Struct, frozen=True):
+    """The ready endpoints of one Service port ("ns/name:port")."""
+
+    name: str
+    endpoints: tuple[Endpoint, ...]
+    protocol: Literal["http1", "h2c", "h2", "tcp"] = "http1"
+
+
+class WeightedBackend(msgspec.Struct, frozen=True):
+    weight: int
+    # Exactly one of these: a cluster to send to, or a status to answer with (500 for an
+    # invalid backendRef, per HTTPRouteRule.BackendRefs).
+    cluster: str | None = None
+    error_status: int | None = None
+    filters: Filters | None = None
+
+
+class HTTPRouteRule(msgspec.Struct, frozen=True):
+    """One (rule, match) pair of an HTTPRoute, as placed in the precedence order."""
+
+    name: str  # "httproute/<ns>/<name>/rule/<i>/match/<j>"
+    match: RouteMatch
+    filters: Filters = Filters()
+    backends: tuple[WeightedBackend, ...] = ()
+    # Set when the rule cannot forward at all (no backendRefs, all weights 0, or an
+    # unresolvable ExtensionRef filter): every request matching it gets this status.
+    direct_status: int | None = None
+
+
+class VirtualHost(msgspec.Struct, frozen=True):
+    hostname: str  # "foo.example.com", "*.example.com" or "*"
+    routes: tuple[HTTPRouteRule, ...]
+
+
+ListenerProtocol = Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]
+
+
+class Listener(msgspec.Struct, frozen=True):
+    name: str  # "<ns>/<gateway>/<listener>"
+    address: str
+    port: int  # the port to bind (spec port plus --port-offset)
+    spec_port: int  # the port from the Gateway spec, used for redirects
+    protocol: ListenerProtocol
+    hostname: str | None = None
+    virtual_hosts: tuple[VirtualHost, ...] = ()
+
+
+class Gateway(msgspec.Struct, frozen=True):
+    name: str  # "<ns>/<name>"
+    address: str
+    listeners: tuple[Listener, ...]
+
+
+class Config(msgspec.Struct, frozen=True):
+    version: int = 0
+    gateways: tuple[Gateway, ...] = ()
+    clusters: dict[str, Cluster] = {}
+
+
+_json_encoder = msgspec.json.Encoder()
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_decoder = msgspec.msgpack.Decoder(Config)
+
+
+def to_json(config: Config) -> bytes:
+    return _json_encoder.encode(config)
+
+
+def to_msgpack(config: Config) -> bytes:
+    return _msgpack_encoder.encode(config)
+
+
+def from_msgpack(data: bytes) -> Config:
+    return _msgpack_decoder.decode(data)
