@@ -1,0 +1,397 @@
+"""The CRDs' CEL rules and the API server's cross-field checks, with field paths.
+
+Part of ``turnout.resources`` (sources -> **resources** -> Snapshot -> graph). Runs on a
+model that already passed the schema (types, patterns, ranges), so it only checks what
+relates several fields: listener protocol/TLS/hostname combinations, uniqueness,
+filter/type consistency, ReplacePrefixMatch, path values, timeouts, parentRef
+distinctness. Rules come from the ``+kubebuilder:validation:XValidation`` markers in
+``apis/v1/*.go`` (experimental channel where it is a superset, e.g. parentRef ports and
+rule names); each check names its rule in words rather than quoting the CEL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+from turnout.resources.core import EndpointSlice, Secret, Service
+from turnout.resources.fields import HOSTNAME_RE, PATH_CHARS_RE, duration_ms, is_ip_address
+from turnout.resources.gateway import Gateway, GatewaySpecAddress, Listener
+from turnout.resources.httproute import (
+    HTTPHeaderFilter,
+    HTTPPathMatch,
+    HTTPPathModifier,
+    HTTPRoute,
+    HTTPRouteFilter,
+    HTTPRouteMatch,
+    HTTPRouteRule,
+)
+from turnout.resources.meta import BackendObjectReference, LabelSelector, ParentReference
+from turnout.resources.parse import FieldError, Resource
+
+Errors = Iterator[FieldError]
+
+
+def validate_resource(obj: Resource) -> list[FieldError]:
+    """All cross-field problems of ``obj`` (empty when valid)."""
+    if isinstance(obj, Gateway):
+        return list(_gateway(obj))
+    if isinstance(obj, HTTPRoute):
+        return list(_http_route(obj))
+    if isinstance(obj, Service):
+        return list(_service(obj))
+    if isinstance(obj, Secret):
+        return list(_secret(obj))
+    if isinstance(obj, EndpointSlice):
+        return list(_endpoint_slice(obj))
+    return []
+
+
+# --- Gateway --------------------------------------------------------------------------
+
+_NO_TLS_PROTOCOLS = ("HTTP", "TCP", "UDP")
+_TLS_PROTOCOLS = ("HTTPS", "TLS")
+
+
+def _gateway(gw: Gateway) -> Errors:
+    names: set[str] = set()
+    combos: set[tuple[int, str, str | None]] = set()
+    for i, listener in enumerate(gw.spec.listeners):
+        path = f"spec.listeners[{i}]"
+        yield from _listener(listener, path)
+        if listener.name in names:
+            yield FieldError(f"{path}.name", f"duplicate listener name {listener.name!r}")
+        names.add(listener.name)
+        combo = (listener.port, listener.protocol, listener.hostname)
+        if combo in combos:
+            yield FieldError(
+                path, "another listener has the same combination of port, protocol and hostname"
+            )
+        combos.add(combo)
+    yield from _addresses(gw.spec.addresses)
+
+
+def _listener(listener: Listener, path: str) -> Errors:
+    protocol, tls = listener.protocol, listener.tls
+    if protocol in _NO_TLS_PROTOCOLS and tls is not None:
+        yield FieldError(f"{path}.tls", f"must not be set for protocol {protocol}")
+    if protocol in _TLS_PROTOCOLS and tls is None:
+        yield FieldError(f"{path}.tls", f"required for protocol {protocol}")
+    if protocol == "HTTPS" and tls is not None and tls.mode != "Terminate":
+        yield FieldError(f"{path}.tls.mode", "must be Terminate for protocol HTTPS")
+    if protocol in ("TCP", "UDP") and listener.hostname:
+        yield FieldError(f"{path}.hostname", f"must not be set for protocol {protocol}")
+    if tls is not None and tls.mode == "Terminate" and not tls.certificate_refs and not tls.options:
+        yield FieldError(
+            f"{path}.tls.certificateRefs",
+            "at least one certificateRef is required when mode is Terminate (unless options are set)",
+        )
+    selector = listener.allowed_routes.namespaces.selector
+    if selector is not None:
+        yield from _label_selector(selector, f"{path}.allowedRoutes.namespaces.selector")
+
+
+def _addresses(addresses: Sequence[GatewaySpecAddress]) -> Errors:
+    seen: set[tuple[str, str]] = set()
+    for i, address in enumerate(addresses):
+        path = f"spec.addresses[{i}].value"
+        value = address.value
+        if value is None:
+            continue
+        if address.type == "IPAddress" and not is_ip_address(value):
+            yield FieldError(path, f"{value!r} is not a valid IPv4 or IPv6 address")
+        if address.type == "Hostname" and not HOSTNAME_RE.match(value):
+            yield FieldError(path, f"{value!r} is not a valid hostname")
+        if address.type in ("IPAddress", "Hostname"):
+            if (address.type, value) in seen:
+                yield FieldError(path, f"duplicate {address.type} value {value!r}")
+            seen.add((address.type, value))
+
+
+def _label_selector(selector: LabelSelector, path: str) -> Errors:
+    for i, req in enumerate(selector.match_expressions):
+        if req.operator in ("In", "NotIn") and not req.values:
+            yield FieldError(
+                f"{path}.matchExpressions[{i}].values",
+                f"must not be empty when operator is {req.operator}",
+            )
+        if req.operator in ("Exists", "DoesNotExist") and req.values:
+            yield FieldError(
+                f"{path}.matchExpressions[{i}].values",
+                f"must be empty when operator is {req.operator}",
+            )
+
+
+# --- HTTPRoute ------------------------------------------------------------------------
+
+
+def _http_route(route: HTTPRoute) -> Errors:
+    yield from _parent_refs(route.spec.parent_refs)
+    rules = route.spec.rules
+    if sum(len(rule.matches) for rule in rules) > 128:
+        yield FieldError("spec.rules", "must have at most 128 matches in total across all rules")
+    rule_names: set[str] = set()
+    for i, rule in enumerate(rules):
+        path = f"spec.rules[{i}]"
+        if rule.name is not None:
+            if rule.name in rule_names:
+                yield FieldError(f"{path}.name", f"duplicate rule name {rule.name!r}")
+            rule_names.add(rule.name)
+        yield from _rule(rule, path)
+
+
+def _parent_refs(refs: Sequence[ParentReference]) -> Errors:
+    """Refs to the same parent must set the same optional fields, to different values."""
+    by_parent: dict[tuple[str, str, str, str], list[ParentReference]] = {}
+    for i, ref in enumerate(refs):
+        parent = (ref.group, ref.kind, ref.namespace or "", ref.name)
+        earlier = by_parent.setdefault(parent, [])
+        path = f"spec.parentRefs[{i}]"
+        shape = (bool(ref.section_name), bool(ref.port))
+        if any((bool(e.section_name), bool(e.port)) != shape for e in earlier):
+            yield FieldError(
+                path,
+                "sectionName or port must be specified, the same way, on every parentRef "
+                "that references the same parent",
+            )
+        elif any((e.section_name, e.port) == (ref.section_name, ref.port) for e in earlier):
+            yield FieldError(
+                path, "sectionName or port must be unique among parentRefs to the same parent"
+            )
+        earlier.append(ref)
+
+
+def _rule(rule: HTTPRouteRule, path: str) -> Errors:
+    for j, match in enumerate(rule.matches):
+        yield from _match(match, f"{path}.matches[{j}]")
+    yield from _filter_list(rule.filters, f"{path}.filters", rule)
+    if rule.backend_refs:
+        for j, f in enumerate(rule.filters):
+            if f.type == "RequestRedirect":
+                yield FieldError(
+                    f"{path}.filters[{j}]",
+                    "a RequestRedirect filter must not be used together with backendRefs",
+                )
+    for k, backend in enumerate(rule.backend_refs):
+        bpath = f"{path}.backendRefs[{k}]"
+        yield from _backend_port(backend, bpath)
+        yield from _filter_list(backend.filters, f"{bpath}.filters", rule)
+    timeouts = rule.timeouts
+    if timeouts is not None and timeouts.request and timeouts.backend_request:
+        request = duration_ms(timeouts.request)
+        if request != 0 and duration_ms(timeouts.backend_request) > request:
+            yield FieldError(
+                f"{path}.timeouts.backendRequest",
+                f"must not be longer than the request timeout ({timeouts.request})",
+            )
+
+
+def _backend_port(ref: BackendObjectReference, path: str) -> Errors:
+    if ref.group == "" and ref.kind == "Service" and ref.port is None:
+        yield FieldError(f"{path}.port", "required when kind is Service")
+
+
+def _match(match: HTTPRouteMatch, path: str) -> Errors:
+    yield from _path_match(match.path, f"{path}.path.value")
+    header_names = [h.name for h in match.headers]
+    param_names = [q.name for q in match.query_params]
+    for field, names in (("headers", header_names), ("queryParams", param_names)):
+        seen: set[str] = set()
+        for k, name in enumerate(names):
+            if name in seen:
+                yield FieldError(f"{path}.{field}[{k}].name", f"duplicate name {name!r}")
+            seen.add(name)
+
+
+_PATH_FORBIDDEN = ("//", "/./", "/../", "%2f", "%2F", "#")
+
+
+def _path_match(match: HTTPPathMatch, path: str) -> Errors:
+    if match.type == "RegularExpression":
+        return
+    value = match.value
+    if not value.startswith("/"):
+        yield FieldError(path, "must start with '/'")
+    for part in _PATH_FORBIDDEN:
+        if part in value:
+            yield FieldError(path, f"must not contain '{part}'")
+    for suffix in ("/..", "/."):
+        if value.endswith(suffix):
+            yield FieldError(path, f"must not end with '{suffix}'")
+    if not PATH_CHARS_RE.match(value):
+        yield FieldError(
+            path,
+            "must only contain valid path characters (letters, digits, "
+            "-/._~!$&'()*+,;=:@ and %-escapes)",
+        )
+
+
+# --- filters --------------------------------------------------------------------------
+
+_FIELD_FOR_TYPE = {
+    "RequestHeaderModifier": ("request_header_modifier", "requestHeaderModifier"),
+    "ResponseHeaderModifier": ("response_header_modifier", "responseHeaderModifier"),
+    "RequestMirror": ("request_mirror", "requestMirror"),
+    "RequestRedirect": ("request_redirect", "requestRedirect"),
+    "URLRewrite": ("url_rewrite", "urlRewrite"),
+    "CORS": ("cors", "cors"),
+    "ExternalAuth": ("external_auth", "externalAuth"),
+    "ExtensionRef": ("extension_ref", "extensionRef"),
+}
+_UNREPEATABLE = (
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+    "CORS",
+)
+
+
+def _filter_list(filters: Sequence[HTTPRouteFilter], path: str, rule: HTTPRouteRule) -> Errors:
+    types = Counter(f.type for f in filters)
+    if types["RequestRedirect"] and types["URLRewrite"]:
+        yield FieldError(path, "RequestRedirect and URLRewrite filters cannot be used together")
+    seen: set[str] = set()
+    for j, f in enumerate(filters):
+        fpath = f"{path}[{j}]"
+        if f.type in _UNREPEATABLE and f.type in seen:
+            yield FieldError(fpath, f"at most one {f.type} filter is allowed")
+        seen.add(f.type)
+        yield from _filter(f, fpath, rule)
+
+
+def _filter(f: HTTPRouteFilter, path: str, rule: HTTPRouteRule) -> Errors:
+    for ftype, (attr, json_name) in _FIELD_FOR_TYPE.items():
+        is_set = getattr(f, attr) is not None
+        if f.type == ftype and not is_set:
+            yield FieldError(f"{path}.{json_name}", f"required when type is {ftype}")
+        elif f.type != ftype and is_set:
+            yield FieldError(f"{path}.{json_name}", f"must not be set when type is {f.type}")
+    for json_name, modifier in (
+        ("requestHeaderModifier", f.request_header_modifier),
+        ("responseHeaderModifier", f.response_header_modifier),
+    ):
+        if modifier is not None:
+            yield from _header_modifier(modifier, f"{path}.{json_name}")
+    for json_name, target in (
+        ("requestRedirect", f.request_redirect),
+        ("urlRewrite", f.url_rewrite),
+    ):
+        if target is not None and target.path is not None:
+            yield from _path_modifier(target.path, f"{path}.{json_name}.path", rule)
+    if f.request_mirror is not None:
+        mirror, mpath = f.request_mirror, f"{path}.requestMirror"
+        yield from _backend_port(mirror.backend_ref, f"{mpath}.backendRef")
+        if mirror.percent is not None and mirror.fraction is not None:
+            yield FieldError(mpath, "only one of percent or fraction may be set")
+        if mirror.fraction is not None and mirror.fraction.numerator > mirror.fraction.denominator:
+            yield FieldError(
+                f"{mpath}.fraction.numerator", "must be less than or equal to denominator"
+            )
+    if f.cors is not None:
+        cors, cpath = f.cors, f"{path}.cors"
+        for name, values in (
+            ("allowOrigins", cors.allow_origins),
+            ("allowMethods", cors.allow_methods),
+            ("allowHeaders", cors.allow_headers),
+            ("exposeHeaders", cors.expose_headers),
+        ):
+            yield from _set_list(list(values), f"{cpath}.{name}", wildcard=name != "exposeHeaders")
+
+
+def _set_list(values: list[str], path: str, *, wildcard: bool) -> Errors:
+    if wildcard and "*" in values and len(values) > 1:
+        yield FieldError(path, "'*' must be the only entry when it is used")
+    seen: set[str] = set()
+    for k, value in enumerate(values):
+        if value in seen:
+            yield FieldError(f"{path}[{k}]", f"duplicate value {value!r}")
+        seen.add(value)
+
+
+def _header_modifier(modifier: HTTPHeaderFilter, path: str) -> Errors:
+    """Only one action per header name (names compare case-insensitively)."""
+    seen: dict[str, str] = {}
+    entries = [("set", k, h.name) for k, h in enumerate(modifier.set)]
+    entries += [("add", k, h.name) for k, h in enumerate(modifier.add)]
+    entries += [("remove", k, name) for k, name in enumerate(modifier.remove)]
+    for action, k, name in entries:
+        where = f"{path}.{action}[{k}]" + (".name" if action != "remove" else "")
+        key = name.lower()
+        if key in seen:
+            yield FieldError(
+                where, f"header {name!r} already appears in {seen[key]}: one action per header"
+            )
+        else:
+            seen[key] = action
+    for action, headers in (("set", modifier.set), ("add", modifier.add)):
+        for k, header in enumerate(headers):
+            if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in header.value):
+                yield FieldError(
+                    f"{path}.{action}[{k}].value", "must not contain control characters"
+                )
+
+
+def _path_modifier(modifier: HTTPPathModifier, path: str, rule: HTTPRouteRule) -> Errors:
+    for ptype, attr, json_name in (
+        ("ReplaceFullPath", "replace_full_path", "replaceFullPath"),
+        ("ReplacePrefixMatch", "replace_prefix_match", "replacePrefixMatch"),
+    ):
+        is_set = getattr(modifier, attr) is not None
+        if modifier.type == ptype and not is_set:
+            yield FieldError(f"{path}.{json_name}", f"required when type is {ptype}")
+        elif modifier.type != ptype and is_set:
+            yield FieldError(f"{path}.{json_name}", f"must not be set when type is {modifier.type}")
+    if modifier.type == "ReplacePrefixMatch" and modifier.replace_prefix_match is not None:
+        matches = rule.matches
+        if len(matches) != 1 or matches[0].path.type != "PathPrefix":
+            yield FieldError(
+                f"{path}.type",
+                "ReplacePrefixMatch requires the rule to have exactly one match, "
+                "with a PathPrefix path",
+            )
+
+
+# --- core kinds -----------------------------------------------------------------------
+
+
+def _service(svc: Service) -> Errors:
+    ports = svc.spec.ports
+    names: set[str] = set()
+    port_protocols: set[tuple[int, str]] = set()
+    for i, port in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        if port.name is None and len(ports) > 1:
+            yield FieldError(f"{path}.name", "required when the Service has more than one port")
+        if port.name is not None:
+            if port.name in names:
+                yield FieldError(f"{path}.name", f"duplicate port name {port.name!r}")
+            names.add(port.name)
+        if (port.port, port.protocol) in port_protocols:
+            yield FieldError(path, f"duplicate port {port.port}/{port.protocol}")
+        port_protocols.add((port.port, port.protocol))
+
+
+def _secret(secret: Secret) -> Errors:
+    if secret.type == "kubernetes.io/tls":
+        for key in ("tls.crt", "tls.key"):
+            if key not in secret.data and key not in secret.string_data:
+                yield FieldError(f"data[{key}]", "required for Secrets of type kubernetes.io/tls")
+
+
+def _endpoint_slice(eps: EndpointSlice) -> Errors:
+    if eps.address_type == "FQDN":
+        return
+    version = 4 if eps.address_type == "IPv4" else 6
+    for i, endpoint in enumerate(eps.endpoints):
+        for j, address in enumerate(endpoint.addresses):
+            try:
+                ok = ipaddress.ip_address(address).version == version
+            except ValueError:
+                ok = False
+            if not ok:
+                yield FieldError(
+                    f"endpoints[{i}].addresses[{j}]",
+                    f"{address!r} is not a valid {eps.address_type} address",
+                )
