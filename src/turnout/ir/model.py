@@ -33,25 +33,25 @@ PathMatchType = Literal["Exact", "PathPrefix", "RegularExpression"]
 StringMatchType = Literal["Exact", "RegularExpression"]
 
 
-class PathMatch(msgspec.Struct, frozen=True):
+class PathMatch(msgspec.Struct, frozen=True, omit_defaults=True):
     type: PathMatchType
     # For PathPrefix the value is normalised: no trailing "/" except for the root "/".
     value: str
 
 
-class HeaderMatch(msgspec.Struct, frozen=True):
+class HeaderMatch(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # lower-case
     type: StringMatchType
     value: str
 
 
-class QueryParamMatch(msgspec.Struct, frozen=True):
+class QueryParamMatch(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # case-sensitive
     type: StringMatchType
     value: str
 
 
-class RouteMatch(msgspec.Struct, frozen=True):
+class RouteMatch(msgspec.Struct, frozen=True, omit_defaults=True):
     path: PathMatch
     headers: tuple[HeaderMatch, ...] = ()
     query_params: tuple[QueryParamMatch, ...] = ()
@@ -61,7 +61,7 @@ class RouteMatch(msgspec.Struct, frozen=True):
 # --- filters ---------------------------------------------------------------------------
 
 
-class HeaderModifier(msgspec.Struct, frozen=True):
+class HeaderModifier(msgspec.Struct, frozen=True, omit_defaults=True):
     """set/add/remove on request or response headers. Names are lower-case."""
 
     set: tuple[tuple[str, str], ...] = ()
@@ -69,7 +69,7 @@ class HeaderModifier(msgspec.Struct, frozen=True):
     remove: tuple[str, ...] = ()
 
 
-class PathModifier(msgspec.Struct, frozen=True):
+class PathModifier(msgspec.Struct, frozen=True, omit_defaults=True):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
     value: str
     # For ReplacePrefixMatch: the (normalised) PathPrefix value of the match that selected
@@ -77,7 +77,7 @@ class PathModifier(msgspec.Struct, frozen=True):
     prefix: str = "/"
 
 
-class RequestRedirect(msgspec.Struct, frozen=True):
+class RequestRedirect(msgspec.Struct, frozen=True, omit_defaults=True):
     scheme: str | None = None
     hostname: str | None = None
     port: int | None = None
@@ -85,18 +85,18 @@ class RequestRedirect(msgspec.Struct, frozen=True):
     status_code: int = 302
 
 
-class URLRewrite(msgspec.Struct, frozen=True):
+class URLRewrite(msgspec.Struct, frozen=True, omit_defaults=True):
     hostname: str | None = None
     path: PathModifier | None = None
 
 
-class RequestMirror(msgspec.Struct, frozen=True):
+class RequestMirror(msgspec.Struct, frozen=True, omit_defaults=True):
     cluster: str  # name in Config.clusters
     numerator: int = 100
     denominator: int = 100
 
 
-class Filters(msgspec.Struct, frozen=True):
+class Filters(msgspec.Struct, frozen=True, omit_defaults=True):
     """Filters of a rule or of one backendRef, applied in this order."""
 
     request_headers: HeaderModifier | None = None
@@ -109,12 +109,12 @@ class Filters(msgspec.Struct, frozen=True):
 # --- backends --------------------------------------------------------------------------
 
 
-class Endpoint(msgspec.Struct, frozen=True):
+class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
     address: str
     port: int
 
 
-class Cluster(msgspec.Struct, frozen=True):
+class Cluster(msgspec.Struct, frozen=True, omit_defaults=True):
     """The ready endpoints of one Service port ("ns/name:port")."""
 
     name: str
@@ -122,7 +122,7 @@ class Cluster(msgspec.Struct, frozen=True):
     protocol: Literal["http1", "h2c", "h2", "tcp"] = "http1"
 
 
-class WeightedBackend(msgspec.Struct, frozen=True):
+class WeightedBackend(msgspec.Struct, frozen=True, omit_defaults=True):
     weight: int
     # Exactly one of these: a cluster to send to, or a status to answer with (500 for an
     # invalid backendRef, per HTTPRouteRule.BackendRefs).
@@ -131,7 +131,7 @@ class WeightedBackend(msgspec.Struct, frozen=True):
     filters: Filters | None = None
 
 
-class HTTPRouteRule(msgspec.Struct, frozen=True):
+class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
     """One (rule, match) pair of an HTTPRoute, as placed in the precedence order."""
 
     name: str  # "httproute/<ns>/<name>/rule/<i>/match/<j>"
@@ -143,7 +143,7 @@ class HTTPRouteRule(msgspec.Struct, frozen=True):
     direct_status: int | None = None
 
 
-class VirtualHost(msgspec.Struct, frozen=True):
+class VirtualHost(msgspec.Struct, frozen=True, omit_defaults=True):
     hostname: str  # "foo.example.com", "*.example.com" or "*"
     routes: tuple[HTTPRouteRule, ...]
 
@@ -151,7 +151,7 @@ class VirtualHost(msgspec.Struct, frozen=True):
 ListenerProtocol = Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]
 
 
-class Listener(msgspec.Struct, frozen=True):
+class Listener(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # "<ns>/<gateway>/<listener>"
     address: str
     port: int  # the port to bind (spec port plus --port-offset)
@@ -161,13 +161,13 @@ class Listener(msgspec.Struct, frozen=True):
     virtual_hosts: tuple[VirtualHost, ...] = ()
 
 
-class Gateway(msgspec.Struct, frozen=True):
+class Gateway(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # "<ns>/<name>"
     address: str
     listeners: tuple[Listener, ...]
 
 
-class Config(msgspec.Struct, frozen=True):
+class Config(msgspec.Struct, frozen=True, omit_defaults=True):
     version: int = 0
     gateways: tuple[Gateway, ...] = ()
     clusters: dict[str, Cluster] = {}

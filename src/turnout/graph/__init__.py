@@ -1,0 +1,53 @@
+"""graph: what the Snapshot means, per the Gateway API spec.
+
+A pure function of its input: no I/O, no clock, no randomness, no mutation of the
+Snapshot. The same Snapshot and addresses give an identical Graph. Status
+(`turnout.status`) and the IR (`turnout.ir.build`) are both read off the Graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from turnout.graph.backends import BackendResolver
+from turnout.graph.gateways import build_gateway_classes, build_gateways
+from turnout.graph.model import Graph, Key
+from turnout.graph.routes import build_routes
+from turnout.sources.snapshot import Snapshot
+
+
+def build(
+    snapshot: Snapshot, *, controller_name: str, addresses: Mapping[Key, str | None]
+) -> Graph:
+    """Compute classes, gateways, listeners and routes with their verdicts.
+
+    `addresses` maps each Gateway to the address assigned to it (by the runtime's
+    allocator, which owns that state), or None when none could be assigned.
+    """
+    # GatewayClasses first: a Gateway is only ours if its class is.
+    classes = build_gateway_classes(snapshot, controller_name)
+    # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
+    gateways = build_gateways(snapshot, classes, addresses)
+    # Routes: rules, backends and attachment; this also counts attachedRoutes.
+    resolver = BackendResolver(snapshot)
+    routes = build_routes(snapshot, gateways, resolver)
+    return Graph(
+        controller_name=controller_name,
+        gateway_classes=classes,
+        gateways=gateways,
+        routes=routes,
+        clusters=resolver.clusters,
+    )
+
+
+def gateways_of_our_classes(snapshot: Snapshot, controller_name: str) -> list[Key]:
+    """Keys of the Gateways that need an address, in a stable order."""
+    ours = {
+        name
+        for name, gateway_class in snapshot.gateway_classes.items()
+        if gateway_class.spec.controller_name == controller_name
+    }
+    return sorted(k for k, gw in snapshot.gateways.items() if gw.spec.gateway_class_name in ours)
+
+
+__all__ = ["Graph", "build", "gateways_of_our_classes"]

@@ -1,0 +1,147 @@
+"""backendRefs: kind checks, ReferenceGrants, Services, ports and ready endpoints.
+
+Resolution follows HTTPRouteRule.BackendRefs and GEP-709: a cross-namespace reference
+needs a ReferenceGrant in the target namespace; an unresolvable reference makes the
+route's ResolvedRefs False with the matching reason, and its share of traffic gets 500.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from turnout.resources import EndpointSlice, ReferenceGrant
+from turnout.sources.snapshot import Snapshot
+from turnout.status import conditions as c
+from turnout.status.conditions import Condition
+
+# Service port appProtocols the HTTP/1.1 data plane cannot speak (GEP-1911). Unknown
+# values are treated as plain HTTP, as the spec only requires honouring known ones.
+_UNSUPPORTED_APP_PROTOCOLS = {
+    "kubernetes.io/h2c": "HTTP/2 cleartext (h2c) backends are not supported yet",
+    "kubernetes.io/ws": "WebSocket backends are not supported yet",
+    "kubernetes.io/wss": "WebSocket over TLS backends are not supported yet",
+    "grpc": "gRPC backends are not supported yet",
+    "h2c": "HTTP/2 cleartext (h2c) backends are not supported yet",
+    "https": "TLS backends are not supported yet",
+}
+
+
+@dataclass(frozen=True)
+class BackendTarget:
+    """A reference by kind: (group, kind, namespace, name, port)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    port: int | None
+
+
+class BackendResolver:
+    """Indexes the Snapshot once so that resolving thousands of refs stays cheap."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        self._slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
+        for (namespace, _), endpoint_slice in sorted(snapshot.endpoint_slices.items()):
+            service = endpoint_slice.service_name
+            if service:
+                self._slices[(namespace, service)].append(endpoint_slice)
+        self._grants: dict[str, list[ReferenceGrant]] = defaultdict(list)
+        for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
+            self._grants[namespace].append(grant)
+        self.clusters: dict[str, list[tuple[str, int]]] = {}
+
+    def grant_allows(
+        self, *, from_group: str, from_kind: str, from_namespace: str, target: BackendTarget
+    ) -> bool:
+        for grant in self._grants.get(target.namespace, ()):
+            if not any(
+                f.group == from_group and f.kind == from_kind and f.namespace == from_namespace
+                for f in grant.spec.from_
+            ):
+                continue
+            if any(
+                t.group == target.group
+                and t.kind == target.kind
+                and (t.name is None or t.name == target.name)
+                for t in grant.spec.to
+            ):
+                return True
+        return False
+
+    def resolve(
+        self, target: BackendTarget, *, field: str, from_kind: str, from_namespace: str
+    ) -> tuple[str | None, Condition | None]:
+        """(cluster name, None) or (None, ResolvedRefs=False condition)."""
+        shown = f"{target.namespace}/{target.name}"
+        if target.group != "" or target.kind != "Service":
+            kind = f"{target.group}/{target.kind}" if target.group else target.kind
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_INVALID_KIND,
+                f"{field}: kind {kind} is not supported; use a core Service",
+            )
+        if target.namespace != from_namespace and not self.grant_allows(
+            from_group="gateway.networking.k8s.io",
+            from_kind=from_kind,
+            from_namespace=from_namespace,
+            target=target,
+        ):
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_REF_NOT_PERMITTED,
+                f"{field}: Service {shown} is in another namespace and no ReferenceGrant "
+                f"in {target.namespace} allows {from_kind}s from {from_namespace} to use it",
+            )
+        service = self._snapshot.services.get((target.namespace, target.name))
+        if service is None:
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND, f"{field}: Service {shown} not found"
+            )
+        if service.spec.type == "ExternalName":
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
+                f"{field}: Service {shown} is of type ExternalName, which is not supported",
+            )
+        port = next((p for p in service.spec.ports if p.port == target.port), None)
+        if port is None:
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
+                f"{field}: Service {shown} has no port {target.port}",
+            )
+        unsupported = _UNSUPPORTED_APP_PROTOCOLS.get((port.app_protocol or "").lower())
+        if unsupported is not None:
+            return None, c.route_unresolved_refs(
+                c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
+                f"{field}: Service {shown} port {port.port} has appProtocol "
+                f"{port.app_protocol}: {unsupported}",
+            )
+        cluster = f"{target.namespace}/{target.name}:{port.port}"
+        if cluster not in self.clusters:
+            self.clusters[cluster] = self._endpoints(target.namespace, target.name, port.name)
+        return cluster, None
+
+    def _endpoints(
+        self, namespace: str, service: str, port_name: str | None
+    ) -> list[tuple[str, int]]:
+        """Ready endpoints of a Service port: the union of all its EndpointSlices."""
+        found: list[tuple[str, int]] = []
+        for endpoint_slice in self._slices.get((namespace, service), ()):
+            target_port = next(
+                (
+                    p.port
+                    for p in endpoint_slice.ports or ()
+                    if (p.name or "") == (port_name or "") and p.port is not None
+                ),
+                None,
+            )
+            if target_port is None:
+                continue
+            for endpoint in endpoint_slice.endpoints:
+                # An unset `ready` is to be read as ready (discovery.k8s.io/v1).
+                if endpoint.conditions.ready is False:
+                    continue
+                for address in endpoint.addresses:
+                    if (address, target_port) not in found:
+                        found.append((address, target_port))
+        return found

@@ -1,0 +1,225 @@
+"""GatewayClasses, Gateways and their listeners: acceptance, supported kinds, conflicts.
+
+Listener rules follow apis/v1/gateway_types.go ("Distinct Listeners", "Handling
+indistinct Listeners"): listeners sharing a port must differ by hostname (HTTP, HTTPS,
+TLS) or not share the port at all (TCP, UDP); indistinct listeners are all rejected,
+none is picked as the winner.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode
+from turnout.resources import Gateway
+from turnout.resources.gateway import Listener
+from turnout.sources.snapshot import Snapshot
+from turnout.status import conditions as c
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+HTTPROUTE_KIND = (GATEWAY_GROUP, "HTTPRoute")
+
+# Route kinds each protocol can carry, in the order reported in supportedKinds. Only
+# protocols the data plane serves are listed; the others get UnsupportedProtocol.
+PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
+    "HTTP": [HTTPROUTE_KIND],
+}
+KNOWN_PROTOCOLS = ("HTTP", "HTTPS", "TLS", "TCP", "UDP")
+# Listeners on one port must share a family to be served by one socket.
+_PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
+
+
+def build_gateway_classes(
+    snapshot: Snapshot, controller_name: str
+) -> dict[str, GatewayClassNode]:
+    """Nodes for the classes whose controllerName is ours; others are not our business."""
+    nodes: dict[str, GatewayClassNode] = {}
+    for name, gateway_class in sorted(snapshot.gateway_classes.items()):
+        if gateway_class.spec.controller_name != controller_name:
+            continue
+        ref = gateway_class.spec.parameters_ref
+        if ref is not None:
+            accepted = c.class_invalid_parameters(
+                f"spec.parametersRef: turnout takes no GatewayClass parameters "
+                f"({ref.group}/{ref.kind} {ref.name} cannot be used)"
+            )
+            nodes[name] = GatewayClassNode(
+                gateway_class, False, [accepted, c.class_supported_version()]
+            )
+        else:
+            nodes[name] = GatewayClassNode(
+                gateway_class, True, [c.class_accepted(), c.class_supported_version()]
+            )
+    return nodes
+
+
+def build_gateways(
+    snapshot: Snapshot,
+    classes: Mapping[str, GatewayClassNode],
+    addresses: Mapping[Key, str | None],
+) -> dict[Key, GatewayNode]:
+    nodes: dict[Key, GatewayNode] = {}
+    for key, gateway in sorted(snapshot.gateways.items()):
+        gateway_class = classes.get(gateway.spec.gateway_class_name)
+        if gateway_class is None:
+            continue  # not a class of ours (or no such class): leave it alone
+        node = GatewayNode(gateway, gateway_class, addresses.get(key))
+        node.listeners = [_listener_node(node, listener) for listener in gateway.spec.listeners]
+        _mark_conflicts(node.listeners)
+        _accept_gateway(node, gateway)
+        nodes[key] = node
+    return nodes
+
+
+def _listener_node(gateway: GatewayNode, listener: Listener) -> ListenerNode:
+    protocol = listener.protocol
+    route_kinds = PROTOCOL_ROUTE_KINDS.get(protocol)
+    if route_kinds is None:
+        node = ListenerNode(gateway, listener, supported_kinds=[], accepted=False)
+        node.conditions.append(
+            c.listener_unsupported_protocol(
+                f"protocol {protocol} is not supported by turnout yet; "
+                f"supported: {', '.join(PROTOCOL_ROUTE_KINDS)}"
+            )
+        )
+        node.conditions.append(c.listener_resolved_refs())
+        return node
+    requested = listener.allowed_routes.kinds
+    if not requested:
+        return _with_refs_resolved(ListenerNode(gateway, listener, list(route_kinds)))
+    supported: list[tuple[str, str]] = []
+    invalid: list[str] = []
+    for kind in requested:
+        group_kind = (kind.group, kind.kind)
+        if group_kind in route_kinds:
+            if group_kind not in supported:
+                supported.append(group_kind)
+        else:
+            invalid.append(f"{kind.group}/{kind.kind}" if kind.group else kind.kind)
+    node = ListenerNode(gateway, listener, supported)
+    if invalid:
+        node.conditions.append(
+            c.listener_invalid_route_kinds(
+                f"spec.listeners[{listener.name}].allowedRoutes.kinds: "
+                f"{', '.join(invalid)} cannot attach to a {protocol} listener"
+            )
+        )
+        return node
+    return _with_refs_resolved(node)
+
+
+def _with_refs_resolved(node: ListenerNode) -> ListenerNode:
+    node.conditions.append(c.listener_resolved_refs())
+    return node
+
+
+def _mark_conflicts(listeners: list[ListenerNode]) -> None:
+    by_port: dict[tuple[int, bool], list[ListenerNode]] = defaultdict(list)
+    for listener in listeners:
+        if listener.spec.protocol in KNOWN_PROTOCOLS:
+            is_udp = listener.spec.protocol == "UDP"
+            by_port[(listener.spec.port, is_udp)].append(listener)
+    conflicts: dict[int, tuple[str, str]] = {}  # id(listener) -> (reason, message)
+    for (port, _), group in by_port.items():
+        families = sorted({_PORT_FAMILY[ln.spec.protocol] for ln in group})
+        if len(families) > 1:
+            protocols = ", ".join(sorted({ln.spec.protocol for ln in group}))
+            for ln in group:
+                conflicts[id(ln)] = (
+                    c.LISTENER_CONFLICTED_PROTOCOL,
+                    f"port {port} is shared by listeners of incompatible protocols "
+                    f"({protocols})",
+                )
+            continue
+        by_hostname: dict[str, list[ListenerNode]] = defaultdict(list)
+        for ln in group:
+            by_hostname[ln.spec.hostname or ""].append(ln)
+        for hostname, same in by_hostname.items():
+            if len(same) < 2:
+                continue
+            names = ", ".join(ln.name for ln in same)
+            shown = hostname or "(any hostname)"
+            for ln in same:
+                conflicts[id(ln)] = (
+                    c.LISTENER_CONFLICTED_HOSTNAME,
+                    f"listeners {names} all use port {port} and hostname {shown}",
+                )
+    for listener in listeners:
+        conflict = conflicts.get(id(listener))
+        if conflict is None:
+            if listener.accepted:
+                listener.conditions.insert(0, c.listener_accepted())
+            listener.conditions.append(c.listener_no_conflicts())
+            continue
+        reason, message = conflict
+        if listener.accepted:
+            listener.conditions.insert(0, c.listener_not_accepted_conflicted(reason, message))
+        listener.accepted = False
+        listener.conflicted = True
+        listener.conditions.append(c.listener_conflicted(reason, message))
+
+
+def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
+    if not node.gateway_class.accepted:
+        node.conditions = [
+            c.gateway_not_accepted_invalid(
+                f"GatewayClass {node.gateway_class.obj.metadata.name} is not accepted"
+            )
+        ]
+        return
+    infrastructure = gateway.spec.infrastructure
+    if infrastructure is not None and infrastructure.parameters_ref is not None:
+        ref = infrastructure.parameters_ref
+        node.conditions = [
+            c.gateway_invalid_parameters(
+                f"spec.infrastructure.parametersRef: turnout takes no infrastructure "
+                f"parameters ({ref.group}/{ref.kind} {ref.name} cannot be used)"
+            )
+        ]
+        return
+    if gateway.spec.addresses:
+        node.conditions = [
+            c.gateway_unsupported_address(
+                "spec.addresses: static addresses are not supported yet; remove the field "
+                "and turnout assigns an address from its pool"
+            )
+        ]
+        return
+    invalid = [ln for ln in node.listeners if not _listener_valid(ln)]
+    if not any(ln.accepted for ln in node.listeners):
+        node.conditions = [
+            c.gateway_not_accepted_listeners_not_valid(
+                "no valid listener: " + _describe_invalid(invalid)
+            )
+        ]
+        return
+    node.accepted = True
+    if invalid:
+        node.conditions = [
+            c.gateway_accepted_listeners_not_valid(
+                "some listeners are not valid: " + _describe_invalid(invalid)
+            )
+        ]
+    else:
+        node.conditions = [c.gateway_accepted()]
+
+
+def _listener_valid(listener: ListenerNode) -> bool:
+    return listener.accepted and all(
+        cond.status == "True" for cond in listener.conditions if cond.type == c.RESOLVED_REFS
+    )
+
+
+def _describe_invalid(listeners: list[ListenerNode]) -> str:
+    parts = []
+    for listener in listeners:
+        reasons = sorted(
+            {
+                cond.reason
+                for cond in listener.conditions
+                if cond.type in (c.ACCEPTED, c.RESOLVED_REFS) and cond.status != "True"
+            }
+        )
+        parts.append(f"{listener.name} ({', '.join(reasons)})")
+    return "; ".join(parts)

@@ -1,0 +1,144 @@
+"""Graph nodes: the Snapshot's objects wrapped with what the spec says they mean.
+
+Each node keeps its source object untouched and records verdicts (accepted, conflicts,
+attachments, resolved backends) plus the conditions that explain them. Nodes are built
+once per Snapshot by `turnout.graph.build` and read by status and IR builders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from turnout.resources import Gateway, GatewayClass, HTTPRoute
+from turnout.resources.gateway import Listener
+from turnout.resources.httproute import HTTPRouteRule
+from turnout.resources.meta import ParentReference
+from turnout.status.conditions import Condition
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class GatewayClassNode:
+    obj: GatewayClass
+    accepted: bool
+    conditions: list[Condition]
+
+
+@dataclass(eq=False)
+class ListenerNode:
+    gateway: GatewayNode
+    spec: Listener
+    supported_kinds: list[tuple[str, str]]  # (group, kind)
+    accepted: bool = True
+    conflicted: bool = False
+    # Conditions other than Programmed, which depends on the data plane.
+    conditions: list[Condition] = field(default_factory=list)
+    attached_routes: int = 0
+    # (route node, effective hostnames) of every Accepted route attached here.
+    routes: list[tuple[RouteNode, list[str]]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def ir_name(self) -> str:
+        return f"{self.gateway.namespace}/{self.gateway.name}/{self.spec.name}"
+
+    @property
+    def servable(self) -> bool:
+        """Does this listener get a socket in the data plane?"""
+        return self.accepted and not self.conflicted and self.gateway.accepted
+
+
+@dataclass(eq=False)
+class GatewayNode:
+    obj: Gateway
+    gateway_class: GatewayClassNode
+    address: str | None
+    listeners: list[ListenerNode] = field(default_factory=list)
+    accepted: bool = False
+    # The Accepted condition (Programmed is computed with data-plane feedback).
+    conditions: list[Condition] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str:
+        return self.obj.namespace
+
+    @property
+    def name(self) -> str:
+        return self.obj.metadata.name
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass
+class ResolvedBackend:
+    """One backendRef of a rule after resolution."""
+
+    weight: int
+    cluster: str | None  # "ns/name:port" when valid
+    error: Condition | None = None  # ResolvedRefs=False explanation when invalid
+
+
+@dataclass
+class ResolvedRule:
+    index: int
+    spec: HTTPRouteRule
+    backends: list[ResolvedBackend]
+    # backendRef-level filter lists are in spec; mirrors resolved to clusters here.
+    mirror_clusters: list[str | None] = field(default_factory=list)
+    backend_mirror_clusters: list[list[str | None]] = field(default_factory=list)
+    # Set when an ExtensionRef filter cannot be resolved: requests get 500.
+    unresolved_extension: bool = False
+
+
+@dataclass
+class ParentStatus:
+    """One entry of route.status.parents, for a parentRef we are responsible for."""
+
+    ref: ParentReference
+    gateway: GatewayNode
+    conditions: list[Condition]
+    # listeners the route is attached to, with the hostnames it serves there
+    listeners: list[tuple[ListenerNode, list[str]]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return any(c.type == "Accepted" and c.status == "True" for c in self.conditions)
+
+
+@dataclass(eq=False)
+class RouteNode:
+    obj: HTTPRoute
+    rules: list[ResolvedRule] = field(default_factory=list)
+    # Conditions that apply to every parent (ResolvedRefs, PartiallyInvalid, ...).
+    common_conditions: list[Condition] = field(default_factory=list)
+    # Set when no rule is valid: the route is not Accepted on any parent.
+    invalid: Condition | None = None
+    parents: list[ParentStatus] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str:
+        return self.obj.namespace
+
+    @property
+    def name(self) -> str:
+        return self.obj.metadata.name
+
+    @property
+    def key(self) -> Key:
+        return (self.namespace, self.name)
+
+
+@dataclass
+class Graph:
+    controller_name: str
+    gateway_classes: dict[str, GatewayClassNode]
+    gateways: dict[Key, GatewayNode]
+    routes: dict[Key, RouteNode]
+    # cluster name -> ready endpoints [(address, port)] and app protocol
+    clusters: dict[str, list[tuple[str, int]]]

@@ -1,0 +1,292 @@
+"""HTTPRoutes: rule validation, backend resolution and attachment to listeners.
+
+Attachment follows GEP-957 and ParentReference: a parentRef selects listeners by
+`sectionName` and `port` (none left: NoMatchingParent), keeps those whose allowedRoutes
+admit the route's kind and namespace (none: NotAllowedByListeners) and whose hostname
+intersects the route's hostnames (none: NoMatchingListenerHostname).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import re2
+
+from turnout.graph import hostnames
+from turnout.graph.backends import BackendResolver, BackendTarget
+from turnout.graph.gateways import GATEWAY_GROUP, HTTPROUTE_KIND
+from turnout.graph.model import (
+    GatewayNode,
+    Key,
+    ListenerNode,
+    ParentStatus,
+    ResolvedBackend,
+    ResolvedRule,
+    RouteNode,
+)
+from turnout.resources import HTTPRoute
+from turnout.resources.httproute import HTTPRouteFilter, HTTPRouteRule
+from turnout.resources.meta import ParentReference
+from turnout.sources.snapshot import Snapshot
+from turnout.status import conditions as c
+from turnout.status.conditions import Condition
+
+# Filters the data plane executes, per position (rule level, backendRef level).
+_RULE_FILTERS = {
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+    "RequestMirror",
+}
+_BACKEND_FILTERS = {"RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite"}
+_RESOLVED_REFS_PRIORITY = (
+    c.ROUTE_RESOLVED_REFS_REF_NOT_PERMITTED,
+    c.ROUTE_RESOLVED_REFS_INVALID_KIND,
+    c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
+    c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
+)
+
+
+def build_routes(
+    snapshot: Snapshot, gateways: Mapping[Key, GatewayNode], resolver: BackendResolver
+) -> dict[Key, RouteNode]:
+    nodes: dict[Key, RouteNode] = {}
+    for key, route in sorted(snapshot.http_routes.items()):
+        node = RouteNode(route)
+        _resolve_rules(node, resolver)
+        for parent_ref in route.spec.parent_refs:
+            gateway = _parent_gateway(parent_ref, route, gateways)
+            if gateway is not None:
+                node.parents.append(_attach(node, parent_ref, gateway, snapshot))
+        nodes[key] = node
+    _count_attached(nodes)
+    return nodes
+
+
+def _parent_gateway(
+    parent_ref: ParentReference, route: HTTPRoute, gateways: Mapping[Key, GatewayNode]
+) -> GatewayNode | None:
+    if parent_ref.group != GATEWAY_GROUP or parent_ref.kind != "Gateway":
+        return None  # Services (mesh) and other parent kinds are not served yet
+    return gateways.get((parent_ref.namespace or route.namespace, parent_ref.name))
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
+    route = node.obj
+    dropped: list[str] = []
+    unresolved: list[Condition] = []
+    for index, rule in enumerate(route.spec.rules):
+        field = f"spec.rules[{index}]"
+        problems = _unsupported_values(rule, field)
+        if problems:
+            dropped.append("; ".join(problems))
+            continue
+        resolved = ResolvedRule(index, rule, [])
+        for j, ref in enumerate(rule.backend_refs):
+            cluster, error = resolver.resolve(
+                _target(ref.group, ref.kind, ref.namespace, ref.name, ref.port, route),
+                field=f"{field}.backendRefs[{j}]",
+                from_kind="HTTPRoute",
+                from_namespace=route.namespace,
+            )
+            resolved.backends.append(ResolvedBackend(ref.weight, cluster, error))
+            if error is not None:
+                unresolved.append(error)
+            resolved.backend_mirror_clusters.append(
+                _mirrors(ref.filters, f"{field}.backendRefs[{j}].filters", route, resolver, unresolved)
+            )
+        resolved.mirror_clusters = _mirrors(
+            rule.filters, f"{field}.filters", route, resolver, unresolved
+        )
+        for k, flt in enumerate(rule.filters):
+            if flt.type == "ExtensionRef":
+                resolved.unresolved_extension = True
+                ext = flt.extension_ref
+                shown = f"{ext.group}/{ext.kind} {ext.name}" if ext is not None else "?"
+                unresolved.append(
+                    c.route_unresolved_refs(
+                        c.ROUTE_RESOLVED_REFS_INVALID_KIND,
+                        f"{field}.filters[{k}].extensionRef: turnout has no filter {shown}; "
+                        "requests matching this rule get 500",
+                    )
+                )
+        node.rules.append(resolved)
+    if dropped and not node.rules:
+        node.invalid = c.route_unsupported_value("; ".join(dropped))
+    elif dropped:
+        node.common_conditions.append(
+            c.route_partially_invalid("Dropped Rule(s): " + "; ".join(dropped))
+        )
+    node.common_conditions.insert(0, _resolved_refs_condition(unresolved))
+
+
+def _target(
+    group: str, kind: str, namespace: str | None, name: str, port: int | None, route: HTTPRoute
+) -> BackendTarget:
+    return BackendTarget(group, kind, namespace or route.namespace, name, port)
+
+
+def _mirrors(
+    filters: list[HTTPRouteFilter],
+    field: str,
+    route: HTTPRoute,
+    resolver: BackendResolver,
+    unresolved: list[Condition],
+) -> list[str | None]:
+    clusters: list[str | None] = []
+    for k, flt in enumerate(filters):
+        mirror = flt.request_mirror
+        if flt.type != "RequestMirror" or mirror is None:
+            continue
+        ref = mirror.backend_ref
+        cluster, error = resolver.resolve(
+            _target(ref.group, ref.kind, ref.namespace, ref.name, ref.port, route),
+            field=f"{field}[{k}].requestMirror.backendRef",
+            from_kind="HTTPRoute",
+            from_namespace=route.namespace,
+        )
+        if error is not None:
+            unresolved.append(error)
+        clusters.append(cluster)
+    return clusters
+
+
+def _resolved_refs_condition(unresolved: list[Condition]) -> Condition:
+    if not unresolved:
+        return c.route_resolved_refs()
+    reasons = {cond.reason for cond in unresolved}
+    reason = next(r for r in _RESOLVED_REFS_PRIORITY if r in reasons)
+    return c.route_unresolved_refs(reason, "; ".join(cond.message for cond in unresolved))
+
+
+def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
+    """Fields valid per the CRD that turnout's data plane cannot honour (yet)."""
+    problems: list[str] = []
+    if rule.timeouts is not None:
+        problems.append(f"{field}.timeouts: timeouts are not supported yet")
+    if rule.retry is not None:
+        problems.append(f"{field}.retry: retries are not supported yet")
+    if rule.session_persistence is not None:
+        problems.append(f"{field}.sessionPersistence: session persistence is not supported yet")
+    for i, match in enumerate(rule.matches):
+        where = f"{field}.matches[{i}]"
+        if match.path.type == "RegularExpression":
+            problems.extend(_bad_regex(match.path.value, f"{where}.path.value"))
+        for j, header in enumerate(match.headers):
+            if header.type == "RegularExpression":
+                problems.extend(_bad_regex(header.value, f"{where}.headers[{j}].value"))
+        for j, param in enumerate(match.query_params):
+            if param.type == "RegularExpression":
+                problems.extend(_bad_regex(param.value, f"{where}.queryParams[{j}].value"))
+    for k, flt in enumerate(rule.filters):
+        if flt.type not in _RULE_FILTERS and flt.type != "ExtensionRef":
+            problems.append(f"{field}.filters[{k}].type: {flt.type} is not supported yet")
+    for j, ref in enumerate(rule.backend_refs):
+        for k, flt in enumerate(ref.filters):
+            if flt.type not in _BACKEND_FILTERS:
+                problems.append(
+                    f"{field}.backendRefs[{j}].filters[{k}].type: {flt.type} is not "
+                    "supported on a backendRef yet"
+                )
+    return problems
+
+
+def _bad_regex(pattern: str, field: str) -> list[str]:
+    try:
+        re2.compile(pattern)
+    except re2.error as exc:
+        return [f"{field}: not a valid RE2 regular expression ({exc})"]
+    return []
+
+
+# --- attachment ------------------------------------------------------------------------
+
+
+def _attach(
+    node: RouteNode, parent_ref: ParentReference, gateway: GatewayNode, snapshot: Snapshot
+) -> ParentStatus:
+    route = node.obj
+    status = ParentStatus(parent_ref, gateway, [])
+    candidates = gateway.listeners
+    if parent_ref.section_name is not None:
+        candidates = [ln for ln in candidates if ln.name == parent_ref.section_name]
+    if parent_ref.port is not None:
+        candidates = [ln for ln in candidates if ln.spec.port == parent_ref.port]
+    if not candidates:
+        status.conditions.append(c.route_no_matching_parent(_no_parent_message(parent_ref)))
+    else:
+        allowed = [ln for ln in candidates if _allows(ln, route, snapshot)]
+        attached = [
+            (ln, hosts)
+            for ln in allowed
+            if (hosts := hostnames.effective_hostnames(ln.spec.hostname, route.spec.hostnames))
+        ]
+        if not allowed:
+            status.conditions.append(
+                c.route_not_allowed_by_listeners(
+                    f"no listener of Gateway {gateway.namespace}/{gateway.name} "
+                    f"{_selected(parent_ref)}allows HTTPRoutes from namespace {route.namespace}"
+                )
+            )
+        elif not attached:
+            status.conditions.append(
+                c.route_no_matching_listener_hostname(
+                    f"none of the route's hostnames ({', '.join(route.spec.hostnames)}) "
+                    "matches a listener hostname"
+                )
+            )
+        elif node.invalid is not None:
+            status.conditions.append(node.invalid)
+        else:
+            status.conditions.append(c.route_accepted())
+            status.listeners = attached
+    status.conditions.extend(node.common_conditions)
+    return status
+
+
+def _selected(parent_ref: ParentReference) -> str:
+    if parent_ref.section_name is not None:
+        return f"(listener {parent_ref.section_name}) "
+    if parent_ref.port is not None:
+        return f"(port {parent_ref.port}) "
+    return ""
+
+
+def _no_parent_message(parent_ref: ParentReference) -> str:
+    wanted = []
+    if parent_ref.section_name is not None:
+        wanted.append(f"named {parent_ref.section_name}")
+    if parent_ref.port is not None:
+        wanted.append(f"on port {parent_ref.port}")
+    return f"Gateway {parent_ref.name} has no listener {' and '.join(wanted)}"
+
+
+def _allows(listener: ListenerNode, route: HTTPRoute, snapshot: Snapshot) -> bool:
+    if HTTPROUTE_KIND not in listener.supported_kinds:
+        return False
+    namespaces = listener.spec.allowed_routes.namespaces
+    if namespaces.from_ == "All":
+        return True
+    if namespaces.from_ == "Same":
+        return route.namespace == listener.gateway.namespace
+    selector = namespaces.selector
+    if selector is None:
+        return False
+    return selector.matches(snapshot.namespace_labels(route.namespace))
+
+
+def _count_attached(nodes: Mapping[Key, RouteNode]) -> None:
+    """AttachedRoutes counts each Accepted route once per listener."""
+    for node in nodes.values():
+        seen: set[int] = set()
+        for parent in node.parents:
+            for listener, hosts in parent.listeners:
+                if id(listener) in seen:
+                    continue
+                seen.add(id(listener))
+                listener.attached_routes += 1
+                listener.routes.append((node, hosts))

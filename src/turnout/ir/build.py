@@ -1,0 +1,256 @@
+"""Compile the Graph into the IR the data plane serves.
+
+Route precedence is decided here, once (HTTPRoute.spec.rules and Listener.hostname doc
+comments): rules are ordered by hostname specificity (exact hostnames, then longer
+wildcards, then no hostname), then by the HTTPRouteMatch precedence list:
+
+1. Exact path, then RegularExpression path (longer pattern first; implementation-
+   specific: regexes are more specific than prefixes, as in Envoy Gateway), then
+   PathPrefix with the most characters;
+2. a method match; 3. the most header matches; 4. the most query param matches;
+5. the oldest Route; 6. Route `{namespace}/{name}` alphabetically;
+7. rule order, then match order, within a Route.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from turnout.graph import hostnames
+from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, RouteNode
+from turnout.ir import model as ir
+from turnout.resources.httproute import (
+    HTTPHeaderFilter,
+    HTTPPathModifier,
+    HTTPRouteFilter,
+    HTTPRouteMatch,
+)
+
+_PATH_ORDER = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
+
+SortKey = tuple[object, ...]
+KeyedRule = tuple[SortKey, ir.HTTPRouteRule]
+
+
+def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
+    clusters = {
+        name: ir.Cluster(name, tuple(ir.Endpoint(a, p) for a, p in endpoints))
+        for name, endpoints in sorted(graph.clusters.items())
+    }
+    compiled: dict[int, list[KeyedRule]] = {}  # id(route node) -> its IR rules
+    gateways = [
+        _gateway(gateway, port_offset, compiled)
+        for gateway in graph.gateways.values()
+        if gateway.accepted and gateway.address is not None
+    ]
+    return ir.Config(version=version, gateways=tuple(gateways), clusters=clusters)
+
+
+def _gateway(
+    gateway: GatewayNode, port_offset: int, compiled: dict[int, list[KeyedRule]]
+) -> ir.Gateway:
+    assert gateway.address is not None
+    listeners = tuple(
+        _listener(listener, gateway.address, port_offset, compiled)
+        for listener in gateway.listeners
+        if listener.servable
+    )
+    return ir.Gateway(f"{gateway.namespace}/{gateway.name}", gateway.address, listeners)
+
+
+def _listener(
+    listener: ListenerNode, address: str, port_offset: int, compiled: dict[int, list[KeyedRule]]
+) -> ir.Listener:
+    groups: dict[str, list[KeyedRule]] = defaultdict(list)
+    for route, route_hostnames in listener.routes:
+        rules = compiled.get(id(route))
+        if rules is None:
+            rules = compiled[id(route)] = _route_rules(route)
+        for hostname in route_hostnames:
+            groups[hostname].extend(rules)
+    for rules in groups.values():
+        rules.sort(key=lambda keyed: keyed[0])
+    return ir.Listener(
+        name=listener.ir_name,
+        address=address,
+        port=listener.spec.port + port_offset,
+        spec_port=listener.spec.port,
+        protocol="HTTP",
+        hostname=listener.spec.hostname,
+        virtual_hosts=_virtual_hosts(groups),
+    )
+
+
+def _virtual_hosts(groups: dict[str, list[KeyedRule]]) -> tuple[ir.VirtualHost, ...]:
+    """Each virtual host holds every rule a request for it may match, in order."""
+    wildcards = sorted(
+        (h for h in groups if hostnames.is_wildcard(h)), key=hostnames.specificity
+    )
+    catch_all = [rule for _, rule in groups.get(hostnames.ANY, [])]
+    result = []
+    for hostname in sorted(groups, key=lambda h: (hostnames.specificity(h), h)):
+        if hostname == hostnames.ANY:
+            routes = catch_all
+        else:
+            routes = [rule for _, rule in groups[hostname]]
+            for wildcard in wildcards:
+                if wildcard != hostname and hostnames.matches(wildcard, hostname):
+                    routes.extend(rule for _, rule in groups[wildcard])
+            routes.extend(catch_all)
+        result.append(ir.VirtualHost(hostname, tuple(routes)))
+    return tuple(result)
+
+
+def _route_rules(route: RouteNode) -> list[KeyedRule]:
+    meta = route.obj.metadata
+    age = meta.creation_timestamp or "~"  # unknown age sorts last
+    out: list[KeyedRule] = []
+    for rule in route.rules:
+        filters = _filters(rule.spec.filters, rule.mirror_clusters, _prefix(rule))
+        backends = tuple(
+            ir.WeightedBackend(
+                weight=backend.weight,
+                cluster=backend.cluster,
+                error_status=None if backend.cluster is not None else 500,
+                filters=_filters(
+                    rule.spec.backend_refs[j].filters,
+                    rule.backend_mirror_clusters[j],
+                    _prefix(rule),
+                )
+                if rule.spec.backend_refs[j].filters
+                else None,
+            )
+            for j, backend in enumerate(rule.backends)
+        )
+        direct_status = _direct_status(rule, filters, backends)
+        for m, match in enumerate(rule.spec.matches):
+            ir_rule = ir.HTTPRouteRule(
+                name=f"httproute/{route.namespace}/{route.name}/rule/{rule.index}/match/{m}",
+                match=_match(match),
+                filters=filters,
+                backends=backends,
+                direct_status=direct_status,
+            )
+            key = (*_match_key(match), age, f"{route.namespace}/{route.name}", rule.index, m)
+            out.append((key, ir_rule))
+    return out
+
+
+def _direct_status(
+    rule: ResolvedRule, filters: ir.Filters, backends: tuple[ir.WeightedBackend, ...]
+) -> int | None:
+    if rule.unresolved_extension:
+        return 500
+    if filters.redirect is not None:
+        return None
+    # No backendRefs, or only zero weights: nothing may receive the request (500 per
+    # HTTPRouteRule.BackendRefs).
+    if not backends or sum(b.weight for b in backends) == 0:
+        return 500
+    return None
+
+
+def _match_key(match: HTTPRouteMatch) -> SortKey:
+    path = match.path
+    value = _normalise_prefix(path.value) if path.type == "PathPrefix" else path.value
+    return (
+        _PATH_ORDER[path.type],
+        -len(value),
+        0 if match.method else 1,
+        -len(match.headers),
+        -len(match.query_params),
+    )
+
+
+def _normalise_prefix(value: str) -> str:
+    return value.rstrip("/") or "/"
+
+
+def _match(match: HTTPRouteMatch) -> ir.RouteMatch:
+    path = match.path
+    value = _normalise_prefix(path.value) if path.type == "PathPrefix" else path.value
+    headers: dict[str, ir.HeaderMatch] = {}
+    for header in match.headers:
+        # Only the first entry of a name counts (HTTPHeaderMatch.Name).
+        headers.setdefault(header.name.lower(), ir.HeaderMatch(header.name.lower(), header.type, header.value))
+    params: dict[str, ir.QueryParamMatch] = {}
+    for param in match.query_params:
+        params.setdefault(param.name, ir.QueryParamMatch(param.name, param.type, param.value))
+    return ir.RouteMatch(
+        path=ir.PathMatch(path.type, value),
+        headers=tuple(headers.values()),
+        query_params=tuple(params.values()),
+        method=match.method,
+    )
+
+
+def _prefix(rule: ResolvedRule) -> str:
+    """The PathPrefix a ReplacePrefixMatch replaces (CEL allows exactly one match)."""
+    path = rule.spec.matches[0].path if rule.spec.matches else None
+    if path is None or path.type != "PathPrefix":
+        return "/"
+    return _normalise_prefix(path.value)
+
+
+def _filters(
+    filters: list[HTTPRouteFilter], mirror_clusters: list[str | None], prefix: str
+) -> ir.Filters:
+    request_headers = response_headers = None
+    redirect = rewrite = None
+    mirrors: list[ir.RequestMirror] = []
+    mirror_index = 0
+    for flt in filters:
+        if flt.request_header_modifier is not None:
+            request_headers = _header_modifier(flt.request_header_modifier)
+        elif flt.response_header_modifier is not None:
+            response_headers = _header_modifier(flt.response_header_modifier)
+        elif flt.request_redirect is not None:
+            spec = flt.request_redirect
+            redirect = ir.RequestRedirect(
+                scheme=spec.scheme,
+                hostname=spec.hostname,
+                port=spec.port,
+                path=_path_modifier(spec.path, prefix),
+                status_code=spec.status_code,
+            )
+        elif flt.url_rewrite is not None:
+            spec_rw = flt.url_rewrite
+            rewrite = ir.URLRewrite(spec_rw.hostname, _path_modifier(spec_rw.path, prefix))
+        elif flt.request_mirror is not None:
+            cluster = mirror_clusters[mirror_index] if mirror_index < len(mirror_clusters) else None
+            mirror_index += 1
+            if cluster is not None:
+                mirrors.append(_mirror(flt, cluster))
+    return ir.Filters(
+        request_headers=request_headers,
+        response_headers=response_headers,
+        redirect=redirect,
+        rewrite=rewrite,
+        mirrors=tuple(mirrors),
+    )
+
+
+def _mirror(flt: HTTPRouteFilter, cluster: str) -> ir.RequestMirror:
+    spec = flt.request_mirror
+    assert spec is not None
+    if spec.fraction is not None:
+        return ir.RequestMirror(cluster, spec.fraction.numerator, spec.fraction.denominator)
+    if spec.percent is not None:
+        return ir.RequestMirror(cluster, spec.percent, 100)
+    return ir.RequestMirror(cluster)
+
+
+def _header_modifier(spec: HTTPHeaderFilter) -> ir.HeaderModifier:
+    return ir.HeaderModifier(
+        set=tuple((h.name.lower(), h.value) for h in spec.set),
+        add=tuple((h.name.lower(), h.value) for h in spec.add),
+        remove=tuple(name.lower() for name in spec.remove),
+    )
+
+
+def _path_modifier(spec: HTTPPathModifier | None, prefix: str) -> ir.PathModifier | None:
+    if spec is None:
+        return None
+    if spec.type == "ReplaceFullPath":
+        return ir.PathModifier("ReplaceFullPath", spec.replace_full_path or "/")
+    return ir.PathModifier("ReplacePrefixMatch", spec.replace_prefix_match or "", prefix)

@@ -1,0 +1,213 @@
+"""Status as a controller would write it: the graph's verdicts plus data-plane feedback.
+
+`compute` returns Kubernetes-shaped objects (apiVersion, kind, metadata, spec, status)
+for every GatewayClass, Gateway and HTTPRoute in the Snapshot. Objects that are not
+ours keep the status they came with; on routes, parent entries written by other
+controllers are kept as they were and only our own entries are replaced.
+
+Times: `lastTransitionTime` is kept from the previous status when a condition's
+status did not change (the `StatusClock` remembers), so repeated rebuilds do not
+churn the status, as Kubernetes' meta.SetStatusCondition would behave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from turnout.graph.model import GatewayNode, Graph, ListenerNode, ParentStatus
+from turnout.resources.meta import ParentReference, TopLevelObject
+from turnout.sources.snapshot import Snapshot
+from turnout.status import conditions as c
+from turnout.status.conditions import Condition
+
+
+@dataclass(frozen=True)
+class DataPlaneFeedback:
+    """What the data plane said about the last IR it was given."""
+
+    applied: bool = True  # False until the first IR has been applied
+    listener_errors: Mapping[str, str] = field(default_factory=dict)  # ir listener name
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StatusClock:
+    """Stamps lastTransitionTime, keeping it while a condition's status is unchanged."""
+
+    def __init__(self, now: Callable[[], str] = _now) -> None:
+        self._now = now
+        self._seen: dict[tuple[str, ...], tuple[str, str]] = {}
+
+    def stamp(self, path: tuple[str, ...], cond: Condition, generation: int) -> dict[str, Any]:
+        key = (*path, cond.type)
+        previous = self._seen.get(key)
+        when = previous[1] if previous is not None and previous[0] == cond.status else self._now()
+        self._seen[key] = (cond.status, when)
+        return {
+            "type": cond.type,
+            "status": cond.status,
+            "reason": cond.reason,
+            "message": cond.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": when,
+        }
+
+
+def compute(
+    snapshot: Snapshot,
+    graph: Graph,
+    feedback: DataPlaneFeedback,
+    clock: StatusClock,
+    supported_features: list[str],
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for name, gateway_class in sorted(snapshot.gateway_classes.items()):
+        item = _object(gateway_class)
+        node = graph.gateway_classes.get(name)
+        if node is not None:
+            item["status"] = {
+                "conditions": _conditions(clock, ("GatewayClass", name), node.conditions, gateway_class),
+                "supportedFeatures": [{"name": f} for f in sorted(supported_features)],
+            }
+        items.append(item)
+    for key, gateway in sorted(snapshot.gateways.items()):
+        item = _object(gateway)
+        gateway_node = graph.gateways.get(key)
+        if gateway_node is not None:
+            item["status"] = _gateway_status(gateway_node, feedback, clock)
+        items.append(item)
+    for key, route in sorted(snapshot.http_routes.items()):
+        item = _object(route)
+        route_node = graph.routes.get(key)
+        if route_node is not None and route_node.parents:
+            others = [
+                p
+                for p in (item.get("status") or {}).get("parents", [])
+                if p.get("controllerName") != graph.controller_name
+            ]
+            ours = [
+                _parent_status(graph.controller_name, parent, route, clock, i)
+                for i, parent in enumerate(route_node.parents)
+            ]
+            item["status"] = {"parents": others + ours}
+        items.append(item)
+    return items
+
+
+def _object(obj: TopLevelObject) -> dict[str, Any]:
+    """The object as the API server would return it (status as given in the input)."""
+    dumped: dict[str, Any] = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+    metadata = dumped.get("metadata", {})
+    for empty in ("labels", "annotations"):
+        if not metadata.get(empty):
+            metadata.pop(empty, None)
+    return dumped
+
+
+def _conditions(
+    clock: StatusClock, path: tuple[str, ...], conds: list[Condition], obj: TopLevelObject
+) -> list[dict[str, Any]]:
+    generation = obj.metadata.generation or 1
+    return [clock.stamp(path, cond, generation) for cond in conds]
+
+
+def _gateway_status(
+    node: GatewayNode, feedback: DataPlaneFeedback, clock: StatusClock
+) -> dict[str, Any]:
+    obj = node.obj
+    base = ("Gateway", node.namespace, node.name)
+    listeners = []
+    programmed_listeners = 0
+    for listener in node.listeners:
+        conds = list(listener.conditions)
+        programmed = _listener_programmed(listener, feedback)
+        if programmed.status == "True":
+            programmed_listeners += 1
+        error = feedback.listener_errors.get(listener.ir_name)
+        if error is not None:
+            conds = [
+                c.listener_port_unavailable(f"cannot listen on port {listener.spec.port}: {error}")
+                if cond.type == c.ACCEPTED
+                else cond
+                for cond in conds
+            ]
+        conds.append(programmed)
+        listeners.append(
+            {
+                "name": listener.name,
+                "supportedKinds": [{"group": g, "kind": k} for g, k in listener.supported_kinds],
+                "attachedRoutes": listener.attached_routes,
+                "conditions": _conditions(clock, (*base, "listener", listener.name), conds, obj),
+            }
+        )
+    conds = [*node.conditions, _gateway_programmed(node, feedback, programmed_listeners)]
+    status: dict[str, Any] = {}
+    if node.address is not None and node.accepted:
+        status["addresses"] = [{"type": "IPAddress", "value": node.address}]
+    status["conditions"] = _conditions(clock, base, conds, obj)
+    status["listeners"] = listeners
+    return status
+
+
+def _listener_programmed(listener: ListenerNode, feedback: DataPlaneFeedback) -> Condition:
+    if not listener.gateway.accepted:
+        return c.listener_not_programmed_invalid("the Gateway is not accepted")
+    if not listener.servable:
+        return c.listener_not_programmed_invalid("the listener is not accepted")
+    if listener.gateway.address is None:
+        return c.listener_not_programmed_invalid("the Gateway has no address")
+    if not feedback.applied:
+        return c.listener_programmed_pending()
+    error = feedback.listener_errors.get(listener.ir_name)
+    if error is not None:
+        return c.listener_not_programmed_invalid(
+            f"cannot listen on {listener.gateway.address}:{listener.spec.port}: {error}"
+        )
+    return c.listener_programmed()
+
+
+def _gateway_programmed(
+    node: GatewayNode, feedback: DataPlaneFeedback, programmed_listeners: int
+) -> Condition:
+    if not node.accepted:
+        return c.gateway_not_programmed_invalid("the Gateway is not accepted")
+    if node.address is None:
+        return c.gateway_address_not_assigned("the address pool has no free address left")
+    if not feedback.applied:
+        return c.gateway_programmed_pending()
+    if programmed_listeners == 0:
+        return c.gateway_not_programmed_invalid("no listener could be programmed")
+    return c.gateway_programmed()
+
+
+def _parent_status(
+    controller_name: str,
+    parent: ParentStatus,
+    route: TopLevelObject,
+    clock: StatusClock,
+    index: int,
+) -> dict[str, Any]:
+    path = ("HTTPRoute", route.metadata.namespace or "default", route.metadata.name, str(index))
+    return {
+        "parentRef": _parent_ref(parent.ref),
+        "controllerName": controller_name,
+        "conditions": _conditions(clock, path, parent.conditions, route),
+    }
+
+
+def _parent_ref(ref: ParentReference) -> dict[str, Any]:
+    """The parentRef as stored by the API server (group and kind defaulted)."""
+    out: dict[str, Any] = {"group": ref.group, "kind": ref.kind}
+    if ref.namespace is not None:
+        out["namespace"] = ref.namespace
+    out["name"] = ref.name
+    if ref.section_name is not None:
+        out["sectionName"] = ref.section_name
+    if ref.port is not None:
+        out["port"] = ref.port
+    return out

@@ -1,0 +1,207 @@
+"""End-to-end fixtures: real `turnout run` processes and real echo backends.
+
+Everything binds to loopback: backends on 127.0.0.1 with free ports, each test's
+Gateways on their own /28 of 127.0.0.0/8 handed to `--address-pool`, so tests never
+collide with each other or with a user's processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_pools = itertools.count(1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            if predicate():
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    address: str,
+    port: int,
+    path: str = "/",
+    *,
+    host: str | None = None,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> Response:
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        all_headers = dict(headers or {})
+        if host is not None:
+            all_headers["Host"] = host
+        conn.request(method, path, body=body, headers=all_headers)
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+@dataclass
+class Backend:
+    name: str
+    namespace: str
+    port: int
+    process: subprocess.Popen[bytes]
+    address: str = "127.0.0.1"
+
+
+@dataclass
+class Turnout:
+    directory: Path
+    admin_port: int
+    pool: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    extra: list[str] = field(default_factory=list)
+
+    def get(self, path: str) -> Response:
+        return request("127.0.0.1", self.admin_port, path)
+
+    def status(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("/status").json()["items"]
+        return items
+
+    def find(self, kind: str, name: str, namespace: str | None = "default") -> dict[str, Any]:
+        for item in self.status():
+            meta = item["metadata"]
+            if item["kind"] == kind and meta["name"] == name and meta.get("namespace") == namespace:
+                return item
+        raise AssertionError(f"{kind} {namespace}/{name} not in /status")
+
+    def address(self, gateway: str, namespace: str = "default") -> str:
+        item = self.find("Gateway", gateway, namespace)
+        return str(item["status"]["addresses"][0]["value"])
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"turnout exited:\n{self.log.read_text()}")
+            return self.get("/readyz").status == 200
+
+        wait_for(ready, timeout, "turnout to become ready")
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def backends(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    started: list[Backend] = []
+
+    def start(name: str, namespace: str = "default") -> Backend:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "turnout.demo.echo", "--listen", f"127.0.0.1:{port}",
+             "--name", name, "--namespace", namespace],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        backend = Backend(name, namespace, port, proc)
+        started.append(backend)
+        wait_for(lambda: request("127.0.0.1", port, "/").status == 200, what=f"backend {name}")
+        return backend
+
+    yield start
+    for backend in started:
+        backend.process.terminate()
+    for backend in started:
+        backend.process.wait(10)
+
+
+@pytest.fixture
+def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
+    started: list[Turnout] = []
+
+    def start(directory: Path, *extra: str) -> Turnout:
+        n = next(_pools) + (os.getpid() % 200) * 16
+        pool = f"127.{100 + n // 4096 % 100}.{n // 16 % 256}.{(n % 16) * 16}/28"
+        admin_port = free_port()
+        log = tmp_path / f"turnout-{len(started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "turnout", "run", "-f", str(directory),
+             "--admin", f"127.0.0.1:{admin_port}", "--address-pool", pool, *extra],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        t = Turnout(directory, admin_port, pool, proc, log, list(extra))
+        started.append(t)
+        t.wait_ready()
+        return t
+
+    yield start
+    for t in started:
+        if t.process.poll() is None:
+            t.process.send_signal(signal.SIGTERM)
+    for t in started:
+        try:
+            t.process.wait(10)
+        except subprocess.TimeoutExpired:
+            t.process.kill()
+
+
+def service_yaml(
+    name: str, namespace: str, backends: list[Backend], port: int = 8080, ready: bool = True
+) -> str:
+    """A Service and its EndpointSlice pointing at local backends."""
+    slices = []
+    for i, b in enumerate(backends):
+        slices.append(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-{i}
+  namespace: {namespace}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {b.port}, protocol: TCP}}]
+endpoints:
+  - addresses: ["{b.address}"]
+    conditions: {{ready: {str(ready).lower()}}}
+""")
+    return f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  ports: [{{name: http, port: {port}, protocol: TCP}}]
+""" + "".join(slices)

@@ -1,0 +1,1 @@
+"""Golden tests: `--update-golden` rewrites out.yaml files and removes orphans."""

@@ -1,0 +1,84 @@
+"""Whole scenarios through the control plane: in.yaml -> status (and IR) -> out.yaml.
+
+Each directory under tests/golden/<stage>/ is one named scenario. The `status` stage
+records the status of every object turnout owns plus load errors; the `ir` stage
+records the compiled data-plane configuration. Run with `--update-golden` to rewrite
+the expected files after an intended change, then review the diff.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import yaml
+
+from turnout import DEFAULT_CONTROLLER_NAME, graph
+from turnout.ir import build as ir_build
+from turnout.runtime import AddressAllocator
+from turnout.sources.files import FileSource
+from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
+
+HERE = Path(__file__).parent
+STAGES = ("status", "ir")
+FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _cases(stage: str) -> list[Path]:
+    return sorted(p for p in (HERE / stage).iterdir() if (p / "in.yaml").exists())
+
+
+def _run(case: Path, stage: str) -> Any:
+    source = FileSource([case / "in.yaml"], clock=lambda: FIXED_TIME)
+    loaded = source.load()
+    snapshot = loaded.snapshot
+    allocator = AddressAllocator(ipaddress.ip_network("127.0.0.0/24"))
+    addresses = allocator.assign(graph.gateways_of_our_classes(snapshot, DEFAULT_CONTROLLER_NAME))
+    built = graph.build(snapshot, controller_name=DEFAULT_CONTROLLER_NAME, addresses=addresses)
+    if stage == "ir":
+        config = ir_build.build(built, version=1)
+        return msgspec.to_builtins(config)
+    items = compute(
+        snapshot,
+        built,
+        DataPlaneFeedback(applied=True),
+        StatusClock(now=lambda: "2026-01-01T00:00:00Z"),
+        ["Gateway", "HTTPRoute", "ReferenceGrant"],
+    )
+    out: dict[str, Any] = {}
+    if loaded.errors:
+        out["errors"] = [str(e).replace(str(case) + "/", "") for e in loaded.errors]
+    out["objects"] = [
+        {
+            "kind": item["kind"],
+            "name": item["metadata"]["name"],
+            **({"namespace": item["metadata"]["namespace"]} if "namespace" in item["metadata"] else {}),
+            "status": item["status"],
+        }
+        for item in items
+        if "status" in item
+    ]
+    return out
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+
+
+@pytest.mark.parametrize(
+    ("stage", "case"),
+    [(stage, case) for stage in STAGES for case in _cases(stage)],
+    ids=lambda v: v if isinstance(v, str) else v.name,
+)
+def test_golden(stage: str, case: Path, request: pytest.FixtureRequest) -> None:
+    actual = _dump(_run(case, stage))
+    expected_file = case / "out.yaml"
+    if request.config.getoption("--update-golden") or not expected_file.exists():
+        expected_file.write_text(actual)
+        if not request.config.getoption("--update-golden"):
+            pytest.fail(f"{expected_file} did not exist; wrote it, review and commit it")
+    assert actual == expected_file.read_text(), f"golden mismatch for {stage}/{case.name}"
