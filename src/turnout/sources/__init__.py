@@ -1,0 +1,32 @@
+"""Sources: where objects come from (files today, the API server later).
+
+Place in the pipeline: **sources** -> Snapshot -> graph -> (status, IR) -> data plane.
+A source turns manifests into validated models (``turnout.resources``), keeps the
+API-server-like bookkeeping (generation, creationTimestamp, uid) and hands the graph a
+read-only ``Snapshot``.
+"""
+
+from turnout.sources.files import (
+    FileSource,
+    IgnoredObject,
+    LoadError,
+    LoadResult,
+    ObjectKey,
+    Origin,
+    load_paths,
+)
+from turnout.sources.snapshot import NAMESPACE_NAME_LABEL, Snapshot
+from turnout.sources.watch import watch_paths
+
+__all__ = [
+    "NAMESPACE_NAME_LABEL",
+    "FileSource",
+    "IgnoredObject",
+    "LoadError",
+    "LoadResult",
+    "ObjectKey",
+    "Origin",
+    "Snapshot",
+    "load_paths",
+    "watch_paths",
+]

@@ -1,0 +1,437 @@
+"""The files source: YAML/JSON manifests on disk -> Snapshot.
+
+Place in the pipeline: **sources** -> Snapshot -> graph -> (status, IR) -> data plane.
+
+Theory of operation. ``FileSource.load()`` reads every manifest under the configured
+paths and validates each document with ``turnout.resources.parse_object``. Between
+loads it keeps the bookkeeping the API server would: a stable ``uid``, the
+``creationTimestamp`` of the first sighting, and a ``generation`` that starts at 1 and
+grows by one whenever the object's spec (data, for Secrets, ConfigMaps and
+EndpointSlices) changes. Invariants:
+
+* An object that loaded before keeps its **last good version** while its file does not
+  parse or its new version is invalid; the error is reported and the key is listed in
+  ``LoadResult.stale``. An object removed from a file that parses is removed (unless
+  that file also holds an invalid document whose kind/name cannot be read: then all
+  of the file's previous objects are kept, as if it did not parse).
+* Unchanged spec => unchanged generation, whatever happened to metadata or formatting
+  (specs are compared after defaulting, as normalised JSON).
+* The same kind/namespace/name defined twice: the first one (in sorted file order,
+  then document order) wins, the later one is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from turnout.resources import (
+    CLUSTER_SCOPED_KINDS,
+    ConfigMap,
+    EndpointSlice,
+    Gateway,
+    GatewayClass,
+    HTTPRoute,
+    Namespace,
+    ParseResult,
+    ReferenceGrant,
+    Resource,
+    Secret,
+    Service,
+    parse_object,
+)
+from turnout.sources.snapshot import Snapshot
+
+MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name); namespace "" for cluster-scoped kinds."""
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """One problem (or warning) found while loading, located as precisely as known."""
+
+    file: str
+    message: str
+    document: int | None = None
+    """1-based index of the YAML document (always 1 for JSON)."""
+    item: int | None = None
+    """0-based index in a ``List``'s ``items``."""
+    line: int | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    path: str = ""
+    """Field path inside the object, e.g. ``spec.rules[0].backendRefs[0].port``."""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.document is not None:
+            where += f"#{self.document}"
+        if self.item is not None:
+            where += f" items[{self.item}]"
+        who = _describe(self.kind, self.namespace, self.name)
+        head = f"{where} {who}" if who else where
+        detail = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{head}: {detail}"
+
+
+@dataclass(frozen=True)
+class IgnoredObject:
+    """A document of a kind turnout does not read (listed, not an error)."""
+
+    file: str
+    document: int
+    item: int | None
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str | None
+
+    def __str__(self) -> str:
+        where = f"{self.file}#{self.document}"
+        if self.item is not None:
+            where += f" items[{self.item}]"
+        who = _describe(self.kind, self.namespace, self.name)
+        return f"{where} {who} ({self.api_version})"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an object in the Snapshot came from, and the document as written."""
+
+    file: str
+    document: int
+    item: int | None
+    raw: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    snapshot: Snapshot
+    errors: list[LoadError] = field(default_factory=list)
+    warnings: list[LoadError] = field(default_factory=list)
+    ignored: list[IgnoredObject] = field(default_factory=list)
+    origins: dict[ObjectKey, Origin] = field(default_factory=dict)
+    stale: set[ObjectKey] = field(default_factory=set)
+    """Objects kept at their last good version because the current one is broken."""
+
+
+def _describe(kind: str | None, namespace: str | None, name: str | None) -> str:
+    if kind is None:
+        return ""
+    if name is None:
+        return kind
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+# --- discovery and reading ------------------------------------------------------------
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]]:
+    """Manifest files under ``paths``: recursive, sorted, dot-names skipped.
+
+    A file named explicitly is read whatever its name.
+    """
+    found: list[Path] = []
+    errors: list[LoadError] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found.extend(_walk_dir(path))
+        elif path.is_file():
+            found.append(path)
+        else:
+            errors.append(LoadError(str(path), "no such file or directory"))
+    return found, errors
+
+
+def _walk_dir(directory: Path) -> Iterator[Path]:
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk_dir(entry)
+        elif entry.is_file() and entry.suffix in MANIFEST_SUFFIXES:
+            yield entry
+
+
+@dataclass(frozen=True)
+class _Document:
+    index: int
+    item: int | None
+    body: Any
+
+
+def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
+    """The documents of one file, or the error that makes the whole file unusable."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], LoadError(name, f"cannot read file: {exc}")
+    try:
+        if path.suffix == ".json":
+            bodies: list[Any] = [json.loads(text)] if text.strip() else []
+        else:
+            bodies = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
+    except json.JSONDecodeError as exc:
+        return [], LoadError(name, f"invalid JSON: {exc.msg}", line=exc.lineno)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        return [], LoadError(name, f"invalid YAML: {problem}", line=line)
+    except RecursionError:
+        return [], LoadError(name, "document is nested too deeply")
+    docs: list[_Document] = []
+    for index, body in enumerate(bodies, start=1):
+        if body is None:
+            continue
+        body = _to_json_data(body)
+        items = body.get("items") if isinstance(body, dict) else None
+        kind = body.get("kind") if isinstance(body, dict) else None
+        if isinstance(items, list) and (kind is None or str(kind).endswith("List")):
+            docs.extend(_Document(index, i, item) for i, item in enumerate(items))
+        else:
+            docs.append(_Document(index, None, body))
+    return docs, None
+
+
+def _to_json_data(value: Any) -> Any:
+    """YAML-only scalars as JSON would carry them (timestamps as RFC 3339, bytes base64)."""
+    if isinstance(value, dict):
+        return {k: _to_json_data(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_json_data(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def rfc3339(when: dt.datetime) -> str:
+    """``2026-01-02T03:04:05Z``: UTC, second precision (naive times are taken as UTC)."""
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- the stateful source --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Record:
+    obj: Resource
+    origin: Origin
+    fingerprint: str
+
+
+def spec_fingerprint(obj: Resource) -> str:
+    """Normalised JSON of what bumps ``generation`` when it changes."""
+    if isinstance(obj, Secret):
+        parts: Any = [obj.type, obj.data, obj.string_data]
+    elif isinstance(obj, ConfigMap):
+        parts = [obj.data, obj.binary_data]
+    elif isinstance(obj, EndpointSlice):
+        parts = obj.model_dump(mode="json", include={"address_type", "endpoints", "ports"})
+    elif isinstance(obj, Namespace):
+        parts = None
+    else:
+        parts = obj.spec.model_dump(mode="json", by_alias=True)
+    return json.dumps(parts, sort_keys=True, separators=(",", ":"))
+
+
+class FileSource:
+    """Loads manifests from files and directories, keeping state across reloads."""
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.paths = list(paths)
+        self._clock = clock
+        self._records: dict[ObjectKey, _Record] = {}
+
+    def load(self) -> LoadResult:
+        files, errors = discover(self.paths)
+        scan = _Scan(errors=errors)
+        for path in files:
+            scan.read_file(path)
+        records: dict[ObjectKey, _Record] = {}
+        now = rfc3339(self._clock())
+        for key, (obj, origin) in scan.current.items():
+            records[key] = self._book(key, obj, origin, now)
+        stale: set[ObjectKey] = set()
+        for key, old in self._records.items():
+            if key not in records and scan.keeps_last_good(key, old.origin.file):
+                records[key] = old
+                stale.add(key)
+        self._records = records
+        return LoadResult(
+            snapshot=_snapshot(records[key].obj for key in sorted(records)),
+            errors=scan.errors,
+            warnings=scan.warnings,
+            ignored=scan.ignored,
+            origins={key: r.origin for key, r in records.items()},
+            stale=stale,
+        )
+
+    def _book(self, key: ObjectKey, obj: Resource, origin: Origin, now: str) -> _Record:
+        """Apply the API server's bookkeeping to a freshly loaded, valid object."""
+        fingerprint = spec_fingerprint(obj)
+        old = self._records.get(key)
+        meta = obj.metadata
+        if old is None:
+            uid = meta.uid or str(uuid.uuid4())
+            created = meta.creation_timestamp or now
+            generation = 1
+        else:
+            uid = meta.uid or old.obj.metadata.uid or str(uuid.uuid4())
+            created = meta.creation_timestamp or old.obj.metadata.creation_timestamp or now
+            previous = old.obj.metadata.generation or 1
+            generation = previous + (fingerprint != old.fingerprint)
+        new_meta = meta.model_copy(
+            update={"uid": uid, "creation_timestamp": created, "generation": generation}
+        )
+        booked: Resource = obj.model_copy(update={"metadata": new_meta})
+        return _Record(booked, origin, fingerprint)
+
+
+@dataclass
+class _Scan:
+    """One pass over the files: valid objects, problems, and what must be kept."""
+
+    errors: list[LoadError] = field(default_factory=list)
+    warnings: list[LoadError] = field(default_factory=list)
+    ignored: list[IgnoredObject] = field(default_factory=list)
+    current: dict[ObjectKey, tuple[Resource, Origin]] = field(default_factory=dict)
+    broken_files: set[str] = field(default_factory=set)
+    """Files that failed to parse, or hold an invalid document we cannot identify."""
+    invalid_keys: set[ObjectKey] = field(default_factory=set)
+
+    def keeps_last_good(self, key: ObjectKey, file: str) -> bool:
+        return key in self.invalid_keys or file in self.broken_files
+
+    def read_file(self, path: Path) -> None:
+        docs, error = read_documents(path)
+        if error is not None:
+            self.errors.append(error)
+            self.broken_files.add(error.file)
+            return
+        for doc in docs:
+            self._add(str(path), doc)
+
+    def _add(self, file: str, doc: _Document) -> None:
+        if not isinstance(doc.body, Mapping):
+            self.errors.append(LoadError(file, "a document must be an object", doc.index, doc.item))
+            self.broken_files.add(file)
+            return
+        result = parse_object(doc.body)
+
+        def problem(message: str, path: str = "") -> LoadError:
+            return LoadError(
+                file,
+                message,
+                doc.index,
+                doc.item,
+                kind=result.kind,
+                namespace=result.namespace,
+                name=result.name,
+                path=path,
+            )
+
+        if result.ignored:
+            self.ignored.append(
+                IgnoredObject(
+                    file,
+                    doc.index,
+                    doc.item,
+                    result.api_version or "",
+                    result.kind or "",
+                    result.namespace,
+                    result.name,
+                )
+            )
+            return
+        self.warnings.extend(problem(w.message, w.path) for w in result.warnings)
+        if result.obj is None:
+            self.errors.extend(problem(e.message, e.path) for e in result.errors)
+            key = _key_of(result)
+            if key is None:
+                self.broken_files.add(file)
+            else:
+                self.invalid_keys.add(key)
+            return
+        obj = result.obj
+        key = (obj.kind, obj.namespace, obj.name)
+        if key in self.current:
+            first = self.current[key][1]
+            self.errors.append(
+                problem(f"duplicate object: already defined in {first.file}#{first.document}")
+            )
+            return
+        self.current[key] = (obj, Origin(file, doc.index, doc.item, result.raw))
+
+
+def _key_of(result: ParseResult) -> ObjectKey | None:
+    if result.kind is None or result.name is None or result.namespace is None:
+        return None
+    if result.kind in CLUSTER_SCOPED_KINDS:
+        return (result.kind, "", result.name)
+    return (result.kind, result.namespace, result.name)
+
+
+def _snapshot(objects: Iterable[Resource]) -> Snapshot:
+    snap = Snapshot()
+    for obj in objects:
+        if isinstance(obj, GatewayClass):
+            snap.gateway_classes[obj.name] = obj
+        elif isinstance(obj, Namespace):
+            snap.namespaces[obj.name] = obj
+        elif isinstance(obj, Gateway):
+            snap.gateways[obj.key] = obj
+        elif isinstance(obj, HTTPRoute):
+            snap.http_routes[obj.key] = obj
+        elif isinstance(obj, ReferenceGrant):
+            snap.reference_grants[obj.key] = obj
+        elif isinstance(obj, Service):
+            snap.services[obj.key] = obj
+        elif isinstance(obj, EndpointSlice):
+            snap.endpoint_slices[obj.key] = obj
+        elif isinstance(obj, Secret):
+            snap.secrets[obj.key] = obj
+        else:
+            snap.config_maps[obj.key] = obj
+    return snap
+
+
+def load_paths(
+    paths: Sequence[str | Path], *, clock: Callable[[], dt.datetime] = _utcnow
+) -> LoadResult:
+    """One-shot load (``turnout check``): a fresh FileSource, loaded once."""
+    return FileSource(paths, clock=clock).load()

@@ -1,0 +1,73 @@
+"""Watch manifest paths and yield batches of changed files.
+
+Place in the pipeline: **sources** -> Snapshot -> graph. The watcher only says *that*
+something changed; the caller reloads with ``FileSource.load()`` (which rereads
+everything: cheap at the sizes we handle, and always consistent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+# Editor droppings that are never manifests.
+_IGNORED_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", "~")
+
+
+def _is_hidden(path: Path, roots: Iterable[Path]) -> bool:
+    """A dot-name anywhere below the watched root, or an editor temp file."""
+    if path.name.endswith(_IGNORED_SUFFIXES):
+        return True
+    for root in roots:
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        return any(part.startswith(".") for part in relative.parts)
+    return path.name.startswith(".")
+
+
+async def watch_paths(
+    paths: Iterable[str | Path],
+    *,
+    debounce_ms: int = 100,
+    stop_event: asyncio.Event | None = None,
+) -> AsyncIterator[set[Path]]:
+    """Yield the set of changed paths after each burst of changes (dotfiles ignored).
+
+    Files are watched through their directory, so editors that save by renaming a
+    new file over the old one are seen too.
+    """
+    files: set[Path] = set()
+    dirs: set[Path] = set()
+    for given in paths:
+        path = Path(given).absolute()
+        if path.is_dir():
+            dirs.add(path)
+        else:
+            files.add(path)
+    watch_roots = sorted(dirs | {f.parent for f in files})
+
+    def wanted(change: Change, raw: str) -> bool:
+        path = Path(raw)
+        if path in files:
+            return True
+        if not any(path == d or d in path.parents for d in dirs):
+            return False
+        return not _is_hidden(path, dirs)
+
+    async for changes in awatch(
+        *watch_roots,
+        watch_filter=wanted,
+        debounce=debounce_ms,
+        step=min(50, debounce_ms),
+        stop_event=stop_event,
+        rust_timeout=1000,
+        yield_on_timeout=False,
+    ):
+        batch = {Path(raw) for _, raw in changes}
+        if batch:
+            yield batch
