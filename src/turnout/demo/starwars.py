@@ -1,0 +1,276 @@
+"""The Star Wars demo: the Empire's shared gateway, two teams and a central service.
+
+`turnout demo` runs everything in one process and one event loop: an echo server for
+every ready endpoint of every EndpointSlice in the demo directory (each answers saying
+which pod and namespace it is), then the standalone gateway on that same directory.
+Once the gateway is ready it tries every curl command it is about to print, so what is
+printed is known to work, and then serves until Ctrl-C.
+
+The objects live in `examples/starwars/` (Episode V, the default) and
+`examples/starwars-episode-iv/`; see the README there for the story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+GATEWAY = "infra/deathstar-gateway"
+TEAMS = ("deathstar", "eye-of-palpatine")
+DOMAIN = "empire.galactic.gov"
+LANDING_NAMESPACE = "landing"
+LISTENER_PORT = 80  # the port of every listener in the demo's Gateway
+READY_TIMEOUT = 30.0
+
+
+def default_directory() -> Path:
+    # examples/ is not part of the package: find it from the source tree (src layout).
+    return Path(__file__).resolve().parents[3] / "examples" / "starwars"
+
+
+# --- what the demo directory holds -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One ready endpoint of an EndpointSlice: where an echo server must listen."""
+
+    namespace: str
+    pod: str
+    address: str
+    port: int
+
+
+def _documents(directory: Path) -> Iterator[dict[str, Any]]:
+    # The same files `turnout run` reads: YAML/JSON at the top of the directory, minus
+    # dotfiles (editor temporaries).
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith(".") or path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict):
+                yield document
+
+
+def backends(directory: Path) -> list[Backend]:
+    """Every ready endpoint of every EndpointSlice in `directory`, once each."""
+    found: dict[tuple[str, int], Backend] = {}
+    for doc in _documents(directory):
+        if doc.get("kind") != "EndpointSlice":
+            continue
+        namespace = str((doc.get("metadata") or {}).get("namespace", "default"))
+        service = str(
+            ((doc.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name", "?")
+        )
+        ports = [int(p["port"]) for p in doc.get("ports") or [] if "port" in p]
+        for endpoint in doc.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            pod = str((endpoint.get("targetRef") or {}).get("name") or service)
+            for address in endpoint.get("addresses") or []:
+                for port in ports:
+                    found.setdefault((address, port), Backend(namespace, pod, address, port))
+    return list(found.values())
+
+
+# --- what the demo prints and checks ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A request to show, the pods that may answer it, or the status expected."""
+
+    title: str
+    hostname: str
+    path: str
+    pods: tuple[str, ...] = ()
+    status: int = 200
+
+    def curl(self, address: str, port: int) -> str:
+        return (
+            f"curl --resolve {self.hostname}:{port}:{address} "
+            f"http://{self.hostname}:{port}{self.path}"
+        )
+
+    def answer(self) -> str:
+        if self.status != 200:
+            return f"{self.status}: no listener of the Gateway has this hostname"
+        if len(self.pods) == 1:
+            return f"answered by pod {self.pods[0]}"
+        return "answered by pod " + " or ".join(self.pods) + " (a weighted split, see the route)"
+
+
+def probes(found: list[Backend]) -> list[Probe]:
+    def pods_in(namespace: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(b.pod for b in found if b.namespace == namespace))
+
+    result = []
+    for team in TEAMS:
+        hostname = f"{team}.{DOMAIN}"
+        result.append(Probe(f"The {team} team's own service", hostname, "/", pods_in(team)))
+        result.append(
+            Probe(
+                f"The central landing-request service, through the {team} listener",
+                hostname,
+                "/landing-request",
+                pods_in(LANDING_NAMESPACE),
+            )
+        )
+    result.append(Probe("A hostname no listener serves", f"alderaan.{DOMAIN}", "/", status=404))
+    return result
+
+
+async def http_get(address: str, port: int, host: str, path: str) -> tuple[int, bytes]:
+    """One HTTP/1.1 GET with `Connection: close`: (status, raw rest of the response)."""
+    reader, writer = await asyncio.open_connection(address, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    status_line, _, rest = data.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise OSError(f"not an HTTP response from {address}:{port}: {status_line[:80]!r}")
+    return int(parts[1]), rest
+
+
+async def try_probe(probe: Probe, address: str, port: int) -> str | None:
+    """None if the gateway answers as `probe` says, else what went wrong."""
+    try:
+        status, rest = await asyncio.wait_for(
+            http_get(address, port, f"{probe.hostname}:{port}", probe.path), timeout=5.0
+        )
+    except (OSError, TimeoutError) as exc:
+        return f"no answer: {exc or type(exc).__name__}"
+    if status != probe.status:
+        return f"answered {status}, expected {probe.status}"
+    if probe.pods and not any(pod.encode() in rest for pod in probe.pods):
+        return "answered by none of the expected pods"
+    return None
+
+
+# --- running it --------------------------------------------------------------------------
+
+
+async def _wait_ready(admin: tuple[str, int]) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, TimeoutError):
+            status, _ = await asyncio.wait_for(
+                http_get(admin[0], admin[1], "admin", "/readyz"), timeout=2.0
+            )
+            if status == 200:
+                return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _start_backends(found: list[Backend]) -> list[asyncio.AbstractServer]:
+    from turnout.demo.echo import start_echo
+
+    servers: list[asyncio.AbstractServer] = []
+    for backend in found:
+        try:
+            server = await start_echo(
+                backend.address, backend.port, name=backend.pod, namespace=backend.namespace
+            )
+        except OSError as exc:
+            for started in servers:
+                started.close()
+            raise OSError(
+                f"cannot start the demo backend {backend.pod} at "
+                f"{backend.address}:{backend.port}: {exc}"
+            ) from exc
+        servers.append(server)
+    return servers
+
+
+async def serve(
+    directory: Path, *, port_offset: int, admin: tuple[str, int], console: Console
+) -> None:
+    """Run the demo until SIGINT or SIGTERM."""
+    from turnout.runtime import RunOptions, Standalone
+
+    found = backends(directory)
+    servers = await _start_backends(found)
+    gateway = Standalone(
+        RunOptions(
+            paths=(directory,), admin_host=admin[0], admin_port=admin[1], port_offset=port_offset
+        )
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+        if not await _wait_ready(admin):
+            console.print(f"[yellow]the gateway is not ready after {READY_TIMEOUT:.0f}s[/]")
+        address = gateway.gateway_addresses().get(GATEWAY)
+        if address is None:
+            console.print(f"[red]Gateway {GATEWAY} got no address; see `turnout status`[/]")
+        else:
+            await _introduce(directory, found, address, LISTENER_PORT + port_offset, admin, console)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await gateway.stop()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+
+async def _introduce(
+    directory: Path,
+    found: list[Backend],
+    address: str,
+    port: int,
+    admin: tuple[str, int],
+    console: Console,
+) -> None:
+    console.print(f"\n[bold]The Empire's gateway is up[/] ({escape(str(directory))})")
+    console.print(
+        f"Gateway {GATEWAY} has address {address}; its listeners serve port {port}.\n"
+        f"Backends: " + ", ".join(f"{b.pod} at {b.address}:{b.port}" for b in found) + "\n"
+    )
+    for probe in probes(found):
+        problem = await try_probe(probe, address, port)
+        mark = "[green]✓[/]" if problem is None else f"[red]✗ {escape(problem)}[/]"
+        console.print(f"[bold]{escape(probe.title)}[/] {mark}")
+        console.print(f"  {escape(probe.curl(address, port))}", soft_wrap=True)
+        console.print(f"  → {escape(probe.answer())}\n")
+    admin_text = f"{admin[0]}:{admin[1]}"
+    flag = "" if admin_text == "127.0.0.1:9901" else f" --admin {admin_text}"
+    console.print(
+        f"Status of every object:  turnout status{flag}   or   "
+        f"curl http://{admin_text}/status\n"
+        f"What the data plane runs: curl http://{admin_text}/config\n"
+        "Press Ctrl-C to stop.",
+        soft_wrap=True,
+    )
+
+
+def main(directory: Path, *, port_offset: int, admin: tuple[str, int]) -> None:
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; be kind anyway
+        loop_factory = None
+    console = Console(highlight=False)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(directory, port_offset=port_offset, admin=admin, console=console))

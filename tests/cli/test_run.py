@@ -1,0 +1,112 @@
+"""`turnout run`: option parsing into RunOptions."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from turnout import runtime
+from turnout.cli import cli
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> list[runtime.RunOptions]:
+    calls: list[runtime.RunOptions] = []
+    monkeypatch.setattr(runtime, "run_standalone", calls.append)
+    return calls
+
+
+def test_defaults(runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert captured == [runtime.RunOptions(paths=(tmp_path,))]
+
+
+def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b.yaml"
+    a.mkdir()
+    b.write_text("")
+    args = ["run", "-f", str(a), "-f", str(b), "--admin", "[::1]:9000"]
+    args += ["--address-pool", "127.0.7.0/24", "--port-offset", "8000"]
+    args += ["--controller-name", "example.com/x", "--log-level", "DEBUG"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert captured == [
+        runtime.RunOptions(
+            paths=(a, b),
+            admin_host="::1",
+            admin_port=9000,
+            address_pool=ipaddress.ip_network("127.0.7.0/24"),
+            port_offset=8000,
+            controller_name="example.com/x",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("admin", "host", "port"),
+    [
+        ("localhost:1", "localhost", 1),
+        ("127.1.2.3:0", "127.1.2.3", 0),
+        ("[::1]:65535", "::1", 65535),
+    ],
+)
+def test_admin_accepted(
+    runner: CliRunner,
+    captured: list[runtime.RunOptions],
+    tmp_path: Path,
+    admin: str,
+    host: str,
+    port: int,
+) -> None:
+    assert runner.invoke(cli, ["run", "-f", str(tmp_path), "--admin", admin]).exit_code == 0
+    assert (captured[0].admin_host, captured[0].admin_port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("admin", "message"),
+    [
+        ("9901", "is not HOST:PORT"),
+        (":9901", "is not HOST:PORT"),
+        ("127.0.0.1:http", "port must be a number"),
+        ("127.0.0.1:65536", "port must be a number"),
+        ("::1:9901", "in brackets"),
+        ("0.0.0.0:9901", "loopback"),
+        ("10.1.2.3:9901", "loopback"),
+        ("example.com:9901", "loopback"),
+    ],
+)
+def test_admin_rejected(
+    runner: CliRunner,
+    captured: list[runtime.RunOptions],
+    tmp_path: Path,
+    admin: str,
+    message: str,
+) -> None:
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path), "--admin", admin])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert captured == []
+
+
+def test_bad_log_level(
+    runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path
+) -> None:
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path), "--log-level", "loud"])
+    assert result.exit_code == 2
+    assert captured == []
+
+
+def test_bind_error_is_a_clean_message(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def fail(options: runtime.RunOptions) -> None:
+        raise OSError(98, "address already in use")
+
+    monkeypatch.setattr(runtime, "run_standalone", fail)
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "address already in use" in result.stderr
