@@ -40,7 +40,7 @@ def test_backends_episode_v() -> None:
     ]
 
 
-def test_backends_skip_dotfiles_and_unready(tmp_path: Path) -> None:
+def test_backends_recurse_skip_dotfiles_and_unready(tmp_path: Path) -> None:
     slice_ = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
@@ -52,8 +52,11 @@ def test_backends_skip_dotfiles_and_unready(tmp_path: Path) -> None:
             {"addresses": ["127.0.10.6"], "conditions": {"ready": False}},
         ],
     }
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(slice_))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text(yaml.safe_dump(slice_))
     (tmp_path / ".a.yaml.swp").write_text("not: [yaml")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "b.yaml").write_text("not: [yaml")
     assert starwars.backends(tmp_path) == [starwars.Backend("ns", "s", "127.0.10.5", 9000)]
 
 

@@ -52,13 +52,20 @@ class Backend:
 
 
 def _documents(directory: Path) -> Iterator[dict[str, Any]]:
-    # The same files `turnout run` reads: YAML/JSON at the top of the directory, minus
-    # dotfiles (editor temporaries).
+    # The files `turnout run` reads: YAML/JSON anywhere under the directory, skipping
+    # names that start with a dot (editor temporaries), and the items of a `List`.
     for path in sorted(directory.iterdir()):
-        if path.name.startswith(".") or path.suffix not in (".yaml", ".yml", ".json"):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            yield from _documents(path)
+            continue
+        if path.suffix not in (".yaml", ".yml", ".json"):
             continue
         for document in yaml.safe_load_all(path.read_text()):
-            if isinstance(document, dict):
+            if isinstance(document, dict) and document.get("kind") == "List":
+                yield from (i for i in document.get("items") or [] if isinstance(i, dict))
+            elif isinstance(document, dict):
                 yield document
 
 
