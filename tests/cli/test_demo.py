@@ -69,8 +69,12 @@ def test_probes_and_curl() -> None:
         ("eye-of-palpatine.empire.galactic.gov", "/landing-request", 200),
         ("alderaan.empire.galactic.gov", "/", 404),
     ]
-    assert probes[0].pods == ("deathstar-5d8f7c9b4-tk421",)
-    assert len(probes[1].pods) == 2
+    assert probes[0].answer() == "answered by pod deathstar-5d8f7c9b4-tk421 (namespace deathstar)"
+    assert probes[1].answer() == (
+        "answered by pod landing-request-v1-6c9d8f7b5-r2d2x or "
+        "landing-request-v2-58b7c6d9f-c3p0z (namespace landing) (a weighted split: see the route)"
+    )
+    assert probes[4].answer() == "404: no listener of the Gateway has this hostname"
     assert probes[0].curl("127.0.0.1", 8080) == (
         "curl --resolve deathstar.empire.galactic.gov:8080:127.0.0.1 "
         "http://deathstar.empire.galactic.gov:8080/"

@@ -100,6 +100,7 @@ class Probe:
     title: str
     hostname: str
     path: str
+    namespace: str = ""
     pods: tuple[str, ...] = ()
     status: int = 200
 
@@ -112,9 +113,9 @@ class Probe:
     def answer(self) -> str:
         if self.status != 200:
             return f"{self.status}: no listener of the Gateway has this hostname"
-        if len(self.pods) == 1:
-            return f"answered by pod {self.pods[0]}"
-        return "answered by pod " + " or ".join(self.pods) + " (a weighted split, see the route)"
+        pods = " or ".join(self.pods)
+        split = " (a weighted split: see the route)" if len(self.pods) > 1 else ""
+        return f"answered by pod {pods} (namespace {self.namespace}){split}"
 
 
 def probes(found: list[Backend]) -> list[Probe]:
@@ -124,12 +125,13 @@ def probes(found: list[Backend]) -> list[Probe]:
     result = []
     for team in TEAMS:
         hostname = f"{team}.{DOMAIN}"
-        result.append(Probe(f"The {team} team's own service", hostname, "/", pods_in(team)))
+        result.append(Probe(f"The {team} team's own service", hostname, "/", team, pods_in(team)))
         result.append(
             Probe(
                 f"The central landing-request service, through the {team} listener",
                 hostname,
                 "/landing-request",
+                LANDING_NAMESPACE,
                 pods_in(LANDING_NAMESPACE),
             )
         )
