@@ -124,6 +124,7 @@ ADDRESS_POOL = click.option(
 )
 PORT_OFFSET = click.option(
     "--port-offset",
+    metavar="N",
     type=click.IntRange(0, 65535),
     default=0,
     show_default=True,
@@ -131,6 +132,7 @@ PORT_OFFSET = click.option(
 )
 CONTROLLER_NAME = click.option(
     "--controller-name",
+    metavar="NAME",
     default=DEFAULT_CONTROLLER_NAME,
     show_default=True,
     help="GatewayClasses with this spec.controllerName are ours.",
@@ -265,6 +267,7 @@ def status(admin: tuple[str, int], output: str) -> None:
 @cli.command()
 @click.option(
     "--port-offset",
+    metavar="N",
     type=click.IntRange(0, 65535),
     default=None,
     help="Added to listener ports. [default: 0 as root, else 8000 (port 8080)]",
@@ -281,6 +284,7 @@ def status(admin: tuple[str, int], output: str) -> None:
     type=HostPortType(loopback_only=True),
     default=DEFAULT_ADMIN,
     show_default=True,
+    help="Where the admin API listens.",
 )
 @click.option(
     "--log-level",
@@ -291,7 +295,11 @@ def status(admin: tuple[str, int], output: str) -> None:
 def demo(
     port_offset: int | None, directory: Path | None, admin: tuple[str, int], log_level: str
 ) -> None:
-    """The Star Wars demo: the Empire's gateway, its teams and their backends."""
+    """Run the Star Wars demo: backends and gateway in one process.
+
+    Starts an echo server for every endpoint of the demo's EndpointSlices, then the
+    gateway on the demo's objects, and prints curl commands to try.
+    """
     from turnout.demo import starwars
 
     setup_logging(log_level)
