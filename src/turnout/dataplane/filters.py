@@ -1,0 +1,140 @@
+"""filters: HTTPRoute filters compiled to byte-level operations (pure, no I/O).
+
+Place in the pipeline: :mod:`turnout.dataplane.router` compiles ``ir.Filters`` into the
+objects below once per configuration; :mod:`turnout.dataplane.http1` applies them per
+request. Headers are handled as lists of ``(lower-case name, name, value)`` byte tuples,
+the form the HTTP/1 code keeps after removing hop-by-hop headers.
+"""
+
+from __future__ import annotations
+
+from turnout import ir
+
+Header = tuple[bytes, bytes, bytes]  # (lower-case name, name as sent, value)
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+class HeaderEdit:
+    """A compiled RequestHeaderModifier / ResponseHeaderModifier.
+
+    ``set`` replaces every value of a header, ``add`` appends to the existing value joined
+    with "," (what the Gateway API conformance echo expects: ``old,new``), ``remove`` drops
+    the header; names are case-insensitive.
+    """
+
+    __slots__ = ("add", "remove", "set")
+
+    def __init__(self, modifier: ir.HeaderModifier) -> None:
+        self.set = tuple((_b(n.lower()), _b(n), _b(v)) for n, v in modifier.set)
+        self.add = tuple((_b(n.lower()), _b(n), _b(v)) for n, v in modifier.add)
+        self.remove = frozenset(_b(n.lower()) for n in modifier.remove)
+
+    def apply(self, headers: list[Header]) -> list[Header]:
+        """Return the edited header list (``headers`` may be modified in place)."""
+        for lname, name, value in self.set:
+            headers = [h for h in headers if h[0] != lname]
+            headers.append((lname, name, value))
+        for lname, name, value in self.add:
+            existing = [h[2] for h in headers if h[0] == lname]
+            if existing:
+                joined = b",".join([*existing, value])
+                headers = [h for h in headers if h[0] != lname]
+                headers.append((lname, name, joined))
+            else:
+                headers.append((lname, name, value))
+        if self.remove:
+            headers = [h for h in headers if h[0] not in self.remove]
+        return headers
+
+
+class PathEdit:
+    """A compiled HTTPPathModifier, shared by RequestRedirect and URLRewrite."""
+
+    __slots__ = ("full", "prefix", "replacement")
+
+    def __init__(self, modifier: ir.PathModifier) -> None:
+        self.full = modifier.type == "ReplaceFullPath"
+        self.replacement = _b(modifier.value)
+        self.prefix = _b(modifier.prefix)
+
+    def apply(self, path: bytes) -> bytes:
+        if self.full:
+            return self.replacement or b"/"
+        return replace_prefix(path, self.prefix, self.replacement)
+
+
+def replace_prefix(path: bytes, prefix: bytes, replacement: bytes) -> bytes:
+    """ReplacePrefixMatch: ``/foo/bar`` with prefix ``/foo`` and ``/xyz`` gives ``/xyz/bar``.
+
+    The prefix matched segment-wise, so what follows it is empty or starts with "/". A
+    trailing "/" of the replacement is dropped so that ``/foo/bar`` with ``/`` gives
+    ``/bar`` (not ``//bar``), and an empty result becomes ``/``.
+    """
+    rest = path[1:] if prefix == b"/" else path[len(prefix) :]
+    if prefix == b"/" and rest:
+        rest = b"/" + rest
+    result = replacement.rstrip(b"/") + rest
+    if not result.startswith(b"/"):
+        result = b"/" + result
+    return result
+
+
+_WELL_KNOWN_PORTS = {b"http": 80, b"https": 443}
+
+
+class Redirect:
+    """A compiled RequestRedirect for one listener (its scheme and spec port are baked in).
+
+    Location defaults (Gateway API HTTPRequestRedirectFilter): scheme from the listener,
+    hostname from the request's Host without port, port: the filter's port, else none when
+    the filter sets a scheme (its well-known port), else the listener's port; a port equal
+    to the scheme's well-known port is never printed. The query string is kept.
+    """
+
+    __slots__ = ("hostname", "path", "port", "scheme", "status")
+
+    def __init__(self, redirect: ir.RequestRedirect, *, listener_scheme: str, spec_port: int):
+        scheme = _b(redirect.scheme or listener_scheme).lower()
+        port: int | None
+        if redirect.port is not None:
+            port = redirect.port
+        elif redirect.scheme is not None:
+            port = None
+        else:
+            port = spec_port
+        if port == _WELL_KNOWN_PORTS.get(scheme):
+            port = None
+        self.status = redirect.status_code
+        self.hostname = None if redirect.hostname is None else _b(redirect.hostname)
+        self.scheme = scheme + b"://"
+        self.port = b"" if port is None else b":%d" % port
+        self.path = None if redirect.path is None else PathEdit(redirect.path)
+
+    def location(self, host: bytes, path: bytes, query: bytes | None) -> bytes:
+        """``host`` is the request's Host header as received (port is stripped here)."""
+        name = self.hostname if self.hostname is not None else strip_port(host)
+        if self.path is not None:
+            path = self.path.apply(path)
+        target = path if query is None else path + b"?" + query
+        return b"".join((self.scheme, name, self.port, target))
+
+
+def strip_port(host: bytes) -> bytes:
+    if host.startswith(b"["):
+        end = host.find(b"]")
+        return host[: end + 1] if end != -1 else host
+    name, sep, port = host.rpartition(b":")
+    return name if sep and port.isdigit() else host
+
+
+class Rewrite:
+    """A compiled URLRewrite: new Host and/or path (query string kept)."""
+
+    __slots__ = ("hostname", "path")
+
+    def __init__(self, rewrite: ir.URLRewrite) -> None:
+        self.hostname = None if rewrite.hostname is None else _b(rewrite.hostname)
+        self.path = None if rewrite.path is None else PathEdit(rewrite.path)

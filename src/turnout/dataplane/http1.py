@@ -1,0 +1,668 @@
+"""http1: the client side of the HTTP/1.1 proxy -- one protocol object per client connection.
+
+Place in the pipeline: :mod:`turnout.dataplane.server` accepts connections and creates a
+:class:`ClientConnection` per socket with the :class:`SocketState` of its listening socket;
+requests are routed with :mod:`turnout.dataplane.router` tables and forwarded over
+:mod:`turnout.dataplane.upstream` connections. Byte-level heads come from
+:mod:`turnout.dataplane.messages`.
+
+Theory of operation
+-------------------
+Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per request
+(only upstream connects and mirrors create Tasks).
+
+* **Parsing.** httptools parses the client byte stream. ``on_url``/``on_header`` collect the
+  head; ``on_headers_complete`` routes it at once -- capturing the routing table current at
+  that moment, so a configuration swap never affects a request already parsed -- and
+  creates an :class:`Exchange` (one per request) appended to ``ClientConnection.exchanges``.
+* **Ordering.** Exchanges form a FIFO queue; only the first one talks to an upstream and
+  writes to the client. Pipelined requests wait (their bodies buffered, bounded by pausing
+  the client) and start when the one before them finishes; responses are thus in order.
+* **An exchange** is finished when its request has been read completely *and* its response
+  written completely. Then the next exchange starts, or the connection is closed when the
+  request or response did not allow keep-alive. After a parse error nothing more is read;
+  a 400 is queued behind the exchanges in flight (or the connection is dropped when the
+  error is inside a body already being forwarded).
+* **Upstream.** An exchange asks its endpoint pool for a connection. Until it is attached,
+  request bytes (head and body) queue in ``Exchange.out``; once attached they are written
+  through. Writes produced while one ``data_received`` runs are joined into one
+  ``write()`` at its end (head and small body together; same for responses), which keeps
+  a small proxied request at four syscalls.
+* **Backpressure.** Each transport pauses its producer: when the upstream's write buffer
+  passes the high-water mark, reading from the client pauses; when the client's write
+  buffer does, reading from the upstream pauses. Reading from the client is also paused
+  while too many bytes wait for a not-yet-attached upstream or too many pipelined
+  requests are queued. ``ClientConnection._paused`` is a bit set of these reasons; the
+  transport is paused iff it is non-zero.
+* **Failures.** No exception leaves a callback. Upstream connect failure or a reset
+  before the response head gives 502; after the head, the client connection is aborted
+  (the only honest signal left). A request on a reused upstream connection without a
+  body is retried once on a fresh connection, since the idle connection may have been
+  closed by the backend just as it was reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+
+import httptools
+
+from turnout.dataplane import messages as msg
+from turnout.dataplane.router import RequestView, SocketTable, Target
+from turnout.dataplane.upstream import HIGH_WATER, LOW_WATER, EndpointPool, UpstreamConnection
+
+log = logging.getLogger(__name__)
+
+# Reasons for not reading from the client (bits of ClientConnection._paused).
+PAUSE_UPSTREAM_FULL = 1  # the upstream transport's write buffer is full
+PAUSE_BUFFERED = 2  # too much request data waits for an upstream connection
+PAUSE_PIPELINE = 4  # too many pipelined requests queued
+PAUSE_DONE = 8  # no more requests will be read on this connection
+
+MAX_HEAD_BYTES = 64 * 1024  # request line + headers
+MAX_PIPELINED = 16
+
+_CONNECT = b"CONNECT"
+_HEAD = b"HEAD"
+
+
+class SocketState:
+    """What the connections of one listening socket share; ``table`` is swapped on apply."""
+
+    __slots__ = ("connections", "table")
+
+    def __init__(self, table: SocketTable) -> None:
+        self.table = table
+        self.connections: set[ClientConnection] = set()
+
+
+class _StopParsing(Exception):
+    """Raised from a parser callback to stop reading requests on this connection."""
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection: parses requests, owns their exchanges, writes responses."""
+
+    def __init__(self, state: SocketState) -> None:
+        # per connection
+        self.state = state
+        self.transport: asyncio.Transport | None = None
+        self._open = False
+        self._parser = httptools.HttpRequestParser(self)
+        self.client_ip = b""
+        self.forwarded = b""
+        self.exchanges: deque[Exchange] = deque()
+        self._paused = 0
+        self.write_paused = False
+        self.draining = False
+        self._feeding = False
+        self._dirty: list[Exchange] = []  # exchanges with upstream bytes to flush after a feed
+        # per request, while its head is parsed
+        self._in_head = True
+        self._head_bytes = 0
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._receiving: Exchange | None = None  # whose body the parser is reading
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.transport = transport
+        self._open = True
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]).encode("ascii") if isinstance(peer, tuple) and peer else b"unknown"
+        self.client_ip = ip
+        self.forwarded = msg.forwarded_headers(ip, None)
+        self.state.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._paused & PAUSE_DONE:
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._parse_failed(431)
+                return
+        self._feeding = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass  # Upgrade is not supported: the request was served as a plain one, then close
+        except httptools.HttpParserError:
+            if not self._paused & PAUSE_DONE:
+                self._parse_failed(400)
+        except Exception:  # a bug: never let it escape into the event loop
+            log.exception("error while handling a request")
+            self._parse_failed(500)
+        finally:
+            self._feeding = False
+        dirty = self._dirty
+        if dirty:
+            for exchange in dirty:
+                exchange.flush_upstream()
+            dirty.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._open = False
+        self._paused |= PAUSE_DONE
+        self.state.connections.discard(self)
+        exchanges = list(self.exchanges)
+        self.exchanges.clear()
+        self._receiving = None
+        for exchange in exchanges:
+            exchange.abort()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.exchanges:
+            self.exchanges[0].client_paused(True)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.exchanges:
+            self.exchanges[0].client_paused(False)
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self._paused & PAUSE_DONE:
+            raise _StopParsing
+        self._in_head = False
+        self._head_bytes = 0
+        url = self._url
+        raw = self._headers
+        self._url = b""
+        self._headers = []
+        parser = self._parser
+        exchange = Exchange(
+            self,
+            keep_alive=parser.should_keep_alive() and not self.draining,
+            http10=parser.get_http_version() == "1.0",
+        )
+        self._receiving = exchange
+        self.exchanges.append(exchange)
+        route_request(exchange, parser.get_method(), url, msg.RequestHeaders(raw), self)
+        if len(self.exchanges) == 1:
+            exchange.start()
+        elif len(self.exchanges) >= MAX_PIPELINED:
+            self.set_paused(PAUSE_PIPELINE, True)
+
+    def on_body(self, data: bytes) -> None:
+        exchange = self._receiving
+        if exchange is not None:
+            exchange.request_body(data)
+
+    def on_message_complete(self) -> None:
+        exchange = self._receiving
+        self._receiving = None
+        self._in_head = True
+        if exchange is None:
+            return
+        if not exchange.keep_alive:
+            self.set_paused(PAUSE_DONE, True)  # read nothing after a last request
+        exchange.request_complete()
+
+    # --- used by exchanges -------------------------------------------------------------------
+
+    @property
+    def feeding(self) -> bool:
+        return self._feeding
+
+    def mark_dirty(self, exchange: Exchange) -> None:
+        self._dirty.append(exchange)
+
+    def write(self, data: bytes) -> None:
+        if self._open:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def set_paused(self, reason: int, paused: bool) -> None:
+        """Pause or resume reading from the client for ``reason`` (see PAUSE_*)."""
+        before = self._paused
+        after = before | reason if paused else before & ~reason
+        self._paused = after
+        if not self._open or bool(before) == bool(after):
+            return
+        if after:
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        else:
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        exchanges = self.exchanges
+        if exchanges and exchanges[0] is exchange:
+            exchanges.popleft()
+        self.set_paused(PAUSE_UPSTREAM_FULL, False)
+        if not exchange.keep_alive or (self.draining and not exchanges):
+            self.close()
+            return
+        if len(exchanges) < MAX_PIPELINED:
+            self.set_paused(PAUSE_PIPELINE, False)
+        if exchanges:
+            exchanges[0].start()
+
+    def close(self) -> None:
+        """Close after the bytes already written are sent."""
+        self.set_paused(PAUSE_DONE, True)
+        if self._open:
+            self._open = False
+            self.transport.close()  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self._open = False
+            self.transport.abort()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now when idle, else after the exchanges in flight."""
+        self.draining = True
+        if not self.exchanges:
+            self.close()
+
+    def _parse_failed(self, status: int) -> None:
+        """Hostile or broken input: answer ``status`` after what is in flight, then close."""
+        self.set_paused(PAUSE_DONE, True)
+        receiving = self._receiving
+        self._receiving = None
+        if receiving is not None and receiving.forwarding:
+            # Part of this body may already be upstream; there is no clean way back.
+            self.abort()
+            return
+        if receiving is not None:
+            receiving.keep_alive = False
+            receiving.request_complete()
+            return
+        error = Exchange(self, keep_alive=False, http10=False)
+        error.local = msg.local_response(status, msg.CONN_CLOSE)
+        error.request_done = True
+        self.exchanges.append(error)
+        if len(self.exchanges) == 1:
+            error.start()
+
+
+def route_request(
+    exchange: Exchange,
+    method: bytes,
+    url: bytes,
+    request: msg.RequestHeaders,
+    client: ClientConnection,
+) -> None:
+    """Decide what ``exchange`` does: a local answer (404, redirect...) or forward upstream."""
+    exchange.head_request = method == _HEAD
+    exchange.has_body = request.content_length or request.chunked
+    if method == _CONNECT:
+        exchange.local_status(405)
+        return
+    if request.upgrade:
+        exchange.keep_alive = False  # served without the upgrade; the stream after it is lost
+    if url[:1] == b"/":
+        path, sep, query = url.partition(b"?")
+    else:
+        path, sep, query = _origin_form(url).partition(b"?")
+    vhost = client.state.table.lookup(request.host)
+    if vhost is None:
+        exchange.local_status(404)
+        return
+    view = RequestView(method, request.kept, query) if vhost.needs_view else None
+    rule = vhost.select(path, view)
+    if rule is None:
+        exchange.local_status(404)
+        return
+    target = rule.choose()
+    if target.status is not None:
+        exchange.local_status(target.status)
+    elif target.redirect is not None:
+        location = target.redirect.location(request.host, path, query if sep else None)
+        exchange.local = msg.redirect_response(
+            target.redirect.status, location, exchange.connection_header()
+        )
+    else:
+        _forward(exchange, method, path, query if sep else None, request, target, client)
+
+
+def _origin_form(url: bytes) -> bytes:
+    """Absolute-form ("http://h/p?q") or asterisk-form request targets -> "/p?q"."""
+    if url == b"*":
+        return b"*"
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        return b"/"
+    path = parsed.path or b"/"
+    return path if parsed.query is None else path + b"?" + parsed.query
+
+
+def _forward(
+    exchange: Exchange,
+    method: bytes,
+    path: bytes,
+    query: bytes | None,
+    request: msg.RequestHeaders,
+    target: Target,
+    client: ClientConnection,
+) -> None:
+    cluster = target.cluster
+    pool = None if cluster is None else cluster.pick()
+    if pool is None:
+        exchange.local_status(503)  # a cluster without ready endpoints
+        return
+    headers = request.kept
+    for edit in target.request_edits:
+        headers = edit.apply(headers)
+    host = request.host
+    if target.rewrite:
+        for rewrite in target.rewrite:
+            if rewrite.hostname is not None:
+                host = rewrite.hostname
+            if rewrite.path is not None:
+                path = rewrite.path.apply(path)
+    url = path if query is None else path + b"?" + query
+    forwarded = (
+        client.forwarded
+        if request.xff is None
+        else msg.forwarded_headers(client.client_ip, request.xff)
+    )
+    head = msg.request_head(method, url, host, headers, forwarded, request.chunked)
+    exchange.forward(pool, head, target, request.chunked)
+    if target.mirrors and not exchange.has_body:
+        for mirror in target.mirrors:
+            if mirror.probability >= 1.0 or random.random() < mirror.probability:
+                mirror_pool = mirror.cluster.pick()
+                if mirror_pool is not None:
+                    mirror_pool.acquire(MirrorExchange(head))
+
+
+class Exchange:
+    """One request and its response on a client connection (see the module docstring)."""
+
+    __slots__ = (
+        "body_mode",
+        "chunked",
+        "client",
+        "client_out",
+        "has_body",
+        "head",
+        "head_request",
+        "http10",
+        "interim",
+        "keep_alive",
+        "local",
+        "out",
+        "out_size",
+        "pool",
+        "request_done",
+        "response_done",
+        "response_started",
+        "retried",
+        "target",
+        "upstream",
+        "upstream_framed",
+        "upstream_keep",
+    )
+
+    def __init__(self, client: ClientConnection, *, keep_alive: bool, http10: bool) -> None:
+        self.client = client
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.head_request = False
+        self.has_body = False
+        # what to do: a local response, or forward to `pool`
+        self.local: bytes | None = None
+        self.pool: EndpointPool | None = None
+        self.target: Target | None = None
+        # request direction
+        self.head = b""
+        self.out: list[bytes] = []  # bytes for the upstream, not yet written
+        self.out_size = 0
+        self.chunked = False
+        self.request_done = False
+        self.retried = False
+        # response direction
+        self.upstream: UpstreamConnection | None = None
+        self.response_started = False
+        self.response_done = False
+        self.interim = False
+        self.body_mode = msg.BODY_NONE
+        self.upstream_framed = True
+        self.upstream_keep = False
+        self.client_out: list[bytes] = []
+
+    # --- set up by route_request -------------------------------------------------------------
+
+    def connection_header(self) -> bytes:
+        return msg.connection_header(self.keep_alive, self.http10)
+
+    def local_status(self, status: int) -> None:
+        self.local = msg.local_response(status, self.connection_header())
+
+    def forward(self, pool: EndpointPool, head: bytes, target: Target, chunked: bool) -> None:
+        self.pool = pool
+        self.head = head
+        self.target = target
+        self.chunked = chunked
+        self.out.append(head)
+        self.out_size = len(head)
+
+    @property
+    def forwarding(self) -> bool:
+        return self.pool is not None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Called when this exchange reaches the front of its connection's queue."""
+        if self.local is not None:
+            self.client.write(self.local)
+            self.response_done = True
+            if self.request_done:
+                self.client.exchange_finished(self)
+        elif self.pool is not None:
+            self.pool.acquire(self)
+
+    def _finish(self) -> None:
+        self.client.exchange_finished(self)
+
+    def abort(self) -> None:
+        """The client went away: drop the upstream connection (its state is unknown)."""
+        self.response_done = True
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()
+
+    # --- request direction -------------------------------------------------------------------
+
+    def request_body(self, data: bytes) -> None:
+        if self.pool is None or self.response_done:
+            return  # answered locally (or already failed): the body is read and dropped
+        if self.chunked:
+            self.send_upstream(b"%x\r\n" % len(data) + data + b"\r\n")
+        else:
+            self.send_upstream(data)
+
+    def request_complete(self) -> None:
+        self.request_done = True
+        if self.chunked and self.pool is not None and not self.response_done:
+            self.send_upstream(msg.LAST_CHUNK)
+        if self.response_done and self.client.exchanges and self.client.exchanges[0] is self:
+            self._finish()
+
+    def send_upstream(self, data: bytes) -> None:
+        out = self.out
+        if not out and self.client.feeding:
+            self.client.mark_dirty(self)
+        out.append(data)
+        if self.upstream is None:
+            self.out_size += len(data)
+            if self.out_size > HIGH_WATER:
+                self.client.set_paused(PAUSE_BUFFERED, True)
+        elif not self.client.feeding:
+            self.flush_upstream()
+
+    def flush_upstream(self) -> None:
+        upstream = self.upstream
+        out = self.out
+        if upstream is None or not out:
+            return
+        upstream.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        if self.out_size > HIGH_WATER:
+            self.client.set_paused(PAUSE_BUFFERED, False)
+        self.out_size = 0
+
+    # --- UpstreamUser --------------------------------------------------------------------------
+
+    def attached(self, conn: UpstreamConnection) -> None:
+        if self.response_done:  # the client left while connecting
+            conn.release(True)
+            return
+        self.upstream = conn
+        if self.client.write_paused:
+            conn.pause_reading(True)
+        if not self.client.feeding:
+            self.flush_upstream()
+        elif self.out:
+            self.client.mark_dirty(self)
+
+    def connect_failed(self, exc: BaseException) -> None:
+        self._fail(502)
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
+        target = self.target
+        head = msg.ResponseHead(
+            status,
+            headers,
+            head_request=self.head_request,
+            http10=self.http10,
+            keep_alive=self.keep_alive,
+            edits=() if target is None else target.response_edits,
+        )
+        if status < 200:
+            self.interim = True
+            if not self.http10 and status != 101:
+                self.client_out.append(head.data)
+            return False
+        self.response_started = True
+        self.keep_alive = head.keep_alive
+        self.body_mode = head.body_mode
+        self.upstream_framed = head.upstream_framed
+        self.upstream_keep = keep
+        self.client_out.append(head.data)
+        return self.head_request
+
+    def response_body(self, data: bytes) -> None:
+        if self.body_mode == msg.BODY_CHUNKED:
+            self.client_out += msg.chunk(data)
+        elif self.body_mode != msg.BODY_NONE:
+            self.client_out.append(data)
+
+    def response_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        if self.body_mode == msg.BODY_CHUNKED:
+            self.client_out.append(msg.LAST_CHUNK)
+        self.upstream_flush()
+        self.response_done = True
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.release(self.upstream_keep and self.request_done and self.upstream_framed)
+        if not self.request_done:
+            self.keep_alive = False  # the rest of the request body cannot be skipped safely
+        self._finish()
+
+    def upstream_flush(self) -> None:
+        out = self.client_out
+        if out:
+            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+
+    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
+        self.upstream = None
+        if self.response_done:
+            return
+        if self.response_started:
+            if not self.upstream_framed and exc is None:
+                self.response_complete()  # a close-delimited body ends with the connection
+            else:
+                self.upstream_flush()
+                self.client.abort()  # truncated: closing is the only signal left
+            return
+        if conn.requests > 1 and not self.has_body and not self.retried and self.pool:
+            self.retried = True  # a reused keep-alive connection raced with its close
+            self.out = [self.head]
+            self.pool.acquire(self, fresh=True)
+            return
+        self._fail(502)
+
+    def upstream_paused(self, paused: bool) -> None:
+        self.client.set_paused(PAUSE_UPSTREAM_FULL, paused)
+
+    def client_paused(self, paused: bool) -> None:
+        if self.upstream is not None:
+            self.upstream.pause_reading(paused)
+
+    def _fail(self, status: int) -> None:
+        """The upstream failed before a response head: answer ``status`` ourselves."""
+        if self.response_done:
+            return
+        self.response_done = True
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()
+        self.out.clear()
+        self.client.set_paused(PAUSE_BUFFERED, False)
+        self.client.write(msg.local_response(status, self.connection_header()))
+        if self.request_done:
+            self._finish()
+
+
+class MirrorExchange:
+    """A fire-and-forget copy of a bodiless request; the response is read and dropped."""
+
+    __slots__ = ("conn", "head", "keep")
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        self.conn: UpstreamConnection | None = None
+        self.keep = False
+
+    def attached(self, conn: UpstreamConnection) -> None:
+        self.conn = conn
+        conn.write(self.head)
+
+    def connect_failed(self, exc: BaseException) -> None:
+        pass
+
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
+        self.keep = keep
+        return status >= 200 and self.head.startswith(b"HEAD ")
+
+    def response_body(self, data: bytes) -> None:
+        pass
+
+    def response_complete(self) -> None:
+        if self.conn is not None:
+            self.conn.release(self.keep)
+            self.conn = None
+
+    def upstream_flush(self) -> None:
+        pass
+
+    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
+        self.conn = None
+
+    def upstream_paused(self, paused: bool) -> None:
+        pass

@@ -1,0 +1,266 @@
+"""messages: HTTP/1.1 message heads as bytes, built and filtered without I/O.
+
+Place in the pipeline: used by :mod:`turnout.dataplane.http1` (and the echo backend) to
+turn parsed header lists into the byte strings written on the wire. Everything here is a
+pure function of its arguments so it can be tested without sockets.
+
+Conventions: header lists as delivered by httptools are ``[(name, value)]`` bytes pairs in
+received case; after hop-by-hop filtering the proxy keeps ``(lower-case name, name,
+value)`` triples (see :data:`turnout.dataplane.filters.Header`). Status lines and local
+responses are precomputed once.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from turnout.dataplane.filters import Header, HeaderEdit
+
+# RFC 9110 7.6.1 plus the de-facto ones; Transfer-Encoding framing is redone by the proxy.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+# Request headers the proxy handles itself rather than copying through.
+_REQUEST_SPECIAL = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto"}
+
+STATUS_LINES: dict[int, bytes] = {
+    s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("ascii")) for s in HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    line = STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d Unknown\r\n" % status
+    return line
+
+
+# How the proxy ends a response head, by what happens to the client connection next.
+CONN_KEEP = b""  # HTTP/1.1 default
+CONN_KEEP_10 = b"connection: keep-alive\r\n"  # HTTP/1.0 client that asked for keep-alive
+CONN_CLOSE = b"connection: close\r\n"
+
+
+def connection_header(keep_alive: bool, http10: bool) -> bytes:
+    if not keep_alive:
+        return CONN_CLOSE
+    return CONN_KEEP_10 if http10 else CONN_KEEP
+
+
+_local_cache: dict[tuple[int, bytes], bytes] = {}
+
+
+def local_response(status: int, connection: bytes) -> bytes:
+    """A complete small response the proxy generates itself (404, 503, direct status...)."""
+    key = (status, connection)
+    cached = _local_cache.get(key)
+    if cached is not None:
+        return cached
+    line = status_line(status)
+    body = line[9:].strip() + b"\n" if status >= 200 and status not in (204, 304) else b""
+    response = b"".join(
+        (
+            line,
+            b"server: turnout\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n" % len(body),
+            connection,
+            b"\r\n",
+            body,
+        )
+    )
+    _local_cache[key] = response
+    return response
+
+
+def redirect_response(status: int, location: bytes, connection: bytes) -> bytes:
+    return b"".join(
+        (
+            status_line(status),
+            b"server: turnout\r\nlocation: ",
+            location,
+            b"\r\ncontent-length: 0\r\n",
+            connection,
+            b"\r\n",
+        )
+    )
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+class RequestHeaders:
+    """The client's request headers split into what the proxy forwards and what it handles.
+
+    ``kept`` holds the end-to-end headers in received order; Host, X-Forwarded-* and the
+    hop-by-hop headers (including those named in Connection) are taken out.
+    """
+
+    __slots__ = ("chunked", "content_length", "host", "kept", "upgrade", "xff")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        kept: list[Header] = []
+        host = b""
+        xff: bytes | None = None
+        chunked = False
+        content_length = False
+        connection_tokens: list[bytes] | None = None
+        upgrade = False
+        for name, value in raw:
+            lname = name.lower()
+            if lname not in _REQUEST_SPECIAL:
+                if lname == b"content-length":
+                    content_length = True
+                kept.append((lname, name, value))
+            elif lname == b"host":
+                host = value
+            elif lname == b"x-forwarded-for":
+                xff = value if xff is None else xff + b", " + value
+            elif lname == b"transfer-encoding":
+                chunked = True  # llhttp rejects any coding but a final "chunked"
+            elif lname == b"connection":
+                tokens = [t.strip().lower() for t in value.split(b",")]
+                connection_tokens = (connection_tokens or []) + tokens
+            elif lname == b"upgrade":
+                upgrade = True
+        if connection_tokens:
+            drop = set(connection_tokens) - {b"close", b"keep-alive", b"upgrade", b""}
+            if drop:
+                kept = [h for h in kept if h[0] not in drop]
+        self.kept = kept
+        self.host = host
+        self.xff = xff
+        self.chunked = chunked
+        self.content_length = content_length
+        self.upgrade = upgrade
+
+
+def forwarded_headers(client_ip: bytes, xff: bytes | None) -> bytes:
+    """X-Forwarded-For (appended to the client's) and X-Forwarded-Proto for the upstream."""
+    chain = client_ip if xff is None else xff + b", " + client_ip
+    return b"x-forwarded-for: " + chain + b"\r\nx-forwarded-proto: http\r\n"
+
+
+def request_head(
+    method: bytes,
+    target: bytes,
+    host: bytes,
+    headers: list[Header],
+    forwarded: bytes,
+    chunked: bool,
+) -> bytes:
+    """The head sent upstream: always HTTP/1.1 with keep-alive (the pool reuses it)."""
+    parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    for _lname, name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(forwarded)
+    if chunked:
+        parts.append(b"transfer-encoding: chunked\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+# --- responses --------------------------------------------------------------------------------
+
+# How the response body is written to the client.
+BODY_NONE = 0  # no body (HEAD, 1xx, 204, 304)
+BODY_LENGTH = 1  # Content-Length from upstream, bytes copied through
+BODY_CHUNKED = 2  # re-chunked by the proxy (upstream chunked or close-delimited)
+BODY_UNTIL_CLOSE = 3  # HTTP/1.0 client: body ends when the proxy closes the connection
+
+
+def response_has_body(status: int, head_request: bool) -> bool:
+    return not (head_request or status < 200 or status == 204 or status == 304)
+
+
+class ResponseHead:
+    """The upstream response head, filtered and re-framed for the client."""
+
+    __slots__ = ("body_mode", "data", "keep_alive", "upstream_framed")
+
+    def __init__(
+        self,
+        status: int,
+        raw: list[tuple[bytes, bytes]],
+        *,
+        head_request: bool,
+        http10: bool,
+        keep_alive: bool,
+        edits: tuple[HeaderEdit, ...],
+    ) -> None:
+        parts = [status_line(status)]
+        has_length = False
+        upstream_chunked = False
+        drop: set[bytes] | None = None
+        triples: list[Header] | None = [] if edits else None
+        for name, value in raw:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                if lname == b"transfer-encoding":
+                    upstream_chunked = True
+                elif lname == b"connection":
+                    tokens = {t.strip().lower() for t in value.split(b",")}
+                    drop = tokens if drop is None else drop | tokens
+                continue
+            if lname == b"content-length":
+                has_length = True
+            if triples is not None:
+                triples.append((lname, name, value))
+            else:
+                parts += (name, b": ", value, b"\r\n")
+        if drop or triples is not None:
+            parts = [parts[0]]
+            for _lname, name, value in _filtered(raw, drop, triples, edits):
+                parts += (name, b": ", value, b"\r\n")
+        if status < 200:
+            body_mode = BODY_NONE
+            keep_alive = True  # an interim response; the final one decides
+        elif not response_has_body(status, head_request):
+            body_mode = BODY_NONE
+        elif has_length and not upstream_chunked:
+            body_mode = BODY_LENGTH
+        elif http10:
+            body_mode = BODY_UNTIL_CLOSE
+            keep_alive = False
+        else:
+            body_mode = BODY_CHUNKED
+            parts.append(b"transfer-encoding: chunked\r\n")
+        if status >= 200:
+            parts.append(connection_header(keep_alive, http10))
+        parts.append(b"\r\n")
+        self.data = b"".join(parts)
+        self.body_mode = body_mode
+        self.keep_alive = keep_alive
+        # Whether the upstream's message has its own end (else it ends at upstream EOF).
+        self.upstream_framed = has_length or upstream_chunked or body_mode == BODY_NONE
+
+
+def _filtered(
+    raw: list[tuple[bytes, bytes]],
+    drop: set[bytes] | None,
+    triples: list[Header] | None,
+    edits: tuple[HeaderEdit, ...],
+) -> list[Header]:
+    """Slow path: headers named in Connection removed, response header filters applied."""
+    if triples is None:
+        triples = [(n.lower(), n, v) for n, v in raw if n.lower() not in HOP_BY_HOP]
+    if drop:
+        triples = [h for h in triples if h[0] not in drop]
+    for edit in edits:
+        triples = edit.apply(triples)
+    return triples
+
+
+def chunk(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """One chunk of a chunked body, as three buffers for writelines/joins."""
+    return (b"%x\r\n" % len(data), data, b"\r\n")
+
+
+LAST_CHUNK = b"0\r\n\r\n"

@@ -1,0 +1,189 @@
+"""server: the data plane's public face -- binds listener sockets and applies configurations.
+
+Place in the pipeline: the control plane (or a worker process receiving msgpack) calls
+:meth:`DataPlane.apply` with each new ``ir.Config``. ``apply`` compiles it with
+:mod:`turnout.dataplane.router`, opens the sockets that are new, swaps the routing tables of
+the sockets that stay, and closes the ones that went away; connections are served by
+:mod:`turnout.dataplane.http1`. Upstream connection pools outlive configurations: an
+endpoint that stays keeps its warm keep-alive connections.
+
+Order matters in ``apply``: every new socket is bound *before* any table is swapped, and
+the swap itself has no ``await`` in it, so all sockets move to the new configuration at
+the same instant; a request keeps the table it was routed with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+
+from turnout import ir
+from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.router import RouteTable, SocketKey, SocketTable, compile_routes
+from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
+
+IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
+_SWEEP_INTERVAL = 5.0
+_LISTEN_BACKLOG = 1024
+
+
+class _BoundSocket:
+    __slots__ = ("server", "state")
+
+    def __init__(self, server: asyncio.Server, state: SocketState) -> None:
+        self.server = server
+        self.state = state
+
+
+class DataPlane:
+    """HTTP/1.1 listeners and routing for one process."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[SocketKey, _BoundSocket] = {}
+        self._retired: list[SocketState] = []  # closed sockets whose connections still drain
+        self._pools: dict[tuple[str, int], EndpointPool] = {}
+        self._table: RouteTable | None = None
+        self._lock = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def table(self) -> RouteTable | None:
+        """The routing table of the last applied configuration."""
+        return self._table
+
+    async def apply(self, config: ir.Config) -> dict[str, str | None]:
+        """Serve ``config``; per listener name, None when serving or why it is not."""
+        async with self._lock:
+            clusters = self._clusters(config)  # pools shared with the previous config
+            table = compile_routes(config, clusters)
+            bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
+            self._swap(table)  # synchronous: atomic for every socket
+            self._close_removed(table)
+            self._close_unused_pools(clusters)
+            self._table = table
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+            return _listener_results(config, bind_errors)
+
+    async def close(self, drain_timeout: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish for up to ``drain_timeout``."""
+        async with self._lock:
+            states = [bound.state for bound in self._sockets.values()] + self._retired
+            for bound in self._sockets.values():
+                bound.server.close()
+            self._sockets.clear()
+            self._retired = []
+            connections = [conn for state in states for conn in state.connections]
+            for conn in connections:
+                conn.shutdown()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + drain_timeout
+            while any(state.connections for state in states) and loop.time() < deadline:
+                await asyncio.sleep(0.02)
+            for state in states:
+                for conn in list(state.connections):
+                    conn.abort()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sweeper
+                self._sweeper = None
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+    # --- apply phases ---------------------------------------------------------------------------
+
+    def _clusters(self, config: ir.Config) -> dict[str, UpstreamCluster]:
+        clusters = {}
+        for name, cluster in config.clusters.items():
+            pools = []
+            if cluster.protocol == "http1":
+                for endpoint in cluster.endpoints:
+                    key = (endpoint.address, endpoint.port)
+                    pool = self._pools.get(key)
+                    if pool is None:
+                        pool = self._pools[key] = EndpointPool(endpoint.address, endpoint.port)
+                    pools.append(pool)
+            clusters[name] = UpstreamCluster(name, tuple(pools))
+        return clusters
+
+    async def _bind_new(self, table: RouteTable) -> dict[SocketKey, str]:
+        errors: dict[SocketKey, str] = {}
+        loop = asyncio.get_running_loop()
+        for key, socket_table in table.sockets.items():
+            if key in self._sockets:
+                continue
+            try:
+                sock = _listening_socket(*key)
+            except OSError as exc:
+                errors[key] = str(exc)
+                continue
+            state = SocketState(socket_table)
+            server = await loop.create_server(functools.partial(ClientConnection, state), sock=sock)
+            self._sockets[key] = _BoundSocket(server, state)
+        return errors
+
+    def _swap(self, table: RouteTable) -> None:
+        for key, bound in self._sockets.items():
+            socket_table = table.sockets.get(key)
+            if socket_table is not None:
+                bound.state.table = socket_table
+
+    def _close_removed(self, table: RouteTable) -> None:
+        for key in [k for k in self._sockets if k not in table.sockets]:
+            bound = self._sockets.pop(key)
+            bound.server.close()  # stop accepting; connections finish what is in flight
+            for conn in list(bound.state.connections):
+                conn.shutdown()
+            bound.state.table = SocketTable()  # later requests on kept-alive conns: 404
+            self._retired.append(bound.state)
+        self._retired = [state for state in self._retired if state.connections]
+
+    def _close_unused_pools(self, clusters: dict[str, UpstreamCluster]) -> None:
+        used = {id(pool) for cluster in clusters.values() for pool in cluster.pools}
+        for key in [k for k, pool in self._pools.items() if id(pool) not in used]:
+            self._pools.pop(key).retire()
+
+    async def _sweep_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL)
+            cutoff = loop.time() - IDLE_UPSTREAM_TIMEOUT
+            for pool in list(self._pools.values()):
+                pool.close_idle(older_than=cutoff)
+
+
+def _listening_socket(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):  # lets future worker processes share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        sock.listen(_LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _listener_results(
+    config: ir.Config, bind_errors: dict[SocketKey, str]
+) -> dict[str, str | None]:
+    results: dict[str, str | None] = {}
+    for gateway in config.gateways:
+        for listener in gateway.listeners:
+            if listener.protocol != "HTTP":
+                results[listener.name] = (
+                    f"protocol {listener.protocol} not supported by the data plane yet"
+                )
+            else:
+                results[listener.name] = bind_errors.get((listener.address, listener.port))
+    return results

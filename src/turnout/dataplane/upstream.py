@@ -1,0 +1,271 @@
+"""upstream: connections from the proxy to backend endpoints, pooled per endpoint.
+
+Place in the pipeline: :mod:`turnout.dataplane.server` keeps one :class:`EndpointPool` per
+(address, port) across configurations and wraps each ``ir.Cluster`` in an
+:class:`UpstreamCluster` (round-robin over its endpoints). :mod:`turnout.dataplane.http1`
+asks a pool for a connection per proxied request and gets it back through
+:meth:`UpstreamUser.attached` -- synchronously when an idle keep-alive connection is
+available, after a connect otherwise (the only place a Task is created).
+
+An :class:`UpstreamConnection` parses responses with httptools and forwards the events to
+the one :class:`UpstreamUser` it is bound to; an idle connection has no user and sits in
+its pool until reused, closed by the peer, or swept for idleness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+import httptools
+
+# Flow control: pause the peer once this much is queued in a transport (see http1).
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+CONNECT_TIMEOUT = 10.0
+
+
+class UpstreamUser(Protocol):
+    """What an upstream connection reports to (a proxied exchange or a mirror)."""
+
+    def attached(self, conn: UpstreamConnection) -> None: ...
+    def connect_failed(self, exc: BaseException) -> None: ...
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
+        """Return True when the response has no body to wait for (HEAD)."""
+        ...
+
+    def response_body(self, data: bytes) -> None: ...
+    def response_complete(self) -> None: ...
+    def upstream_flush(self) -> None: ...
+    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None: ...
+    def upstream_paused(self, paused: bool) -> None: ...
+
+
+Connector = Callable[["EndpointPool", UpstreamUser], None]
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection to an endpoint."""
+
+    def __init__(self, pool: EndpointPool) -> None:
+        # per connection
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.requests = 0  # how many requests were sent; >0 means reused when bound again
+        self.idle_since = 0.0
+        self.reading_paused = False
+        self.closed = False
+        # per request
+        self.user: UpstreamUser | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+
+    # --- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        user = self.user
+        if user is None:
+            # An idle connection must not receive anything: it cannot be reused safely.
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except Exception as exc:  # httptools.HttpParserError, or a bug in a callback
+            current = self.user
+            self.close()  # forgets the user: report to it here, not in connection_lost
+            if current is not None:
+                current.upstream_lost(self, exc)
+            return
+        if self.user is not None:
+            self.user.upstream_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        self._lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.user is not None:
+            self.user.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.user is not None:
+            self.user.upstream_paused(False)
+
+    # --- httptools callbacks -------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        headers = self._headers
+        self._headers = []
+        user = self.user
+        if user is None:
+            return
+        parser = self.parser
+        status = parser.get_status_code()
+        if user.response_head(status, headers, parser.should_keep_alive()):
+            # A response to HEAD has no body, but llhttp cannot be told so through
+            # httptools: end the message here and parse the next one with a new parser.
+            self.parser = httptools.HttpResponseParser(self)
+            self.user = None  # the old parser may still call back; nobody listens
+            user.response_complete()
+
+    def on_body(self, data: bytes) -> None:
+        if self.user is not None:
+            self.user.response_body(data)
+
+    def on_message_complete(self) -> None:
+        if self.user is not None:
+            self.user.response_complete()
+
+    # --- used by exchanges ---------------------------------------------------------------
+
+    def bind(self, user: UpstreamUser) -> None:
+        self.user = user
+        user.attached(self)
+        self.requests += 1
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def pause_reading(self, paused: bool) -> None:
+        transport = self.transport
+        if transport is None or paused == self.reading_paused or self.closed:
+            return
+        self.reading_paused = paused
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def release(self, keep_alive: bool) -> None:
+        """The exchange is over: back to the pool, or closed when it cannot be reused."""
+        self.user = None
+        if keep_alive and not self.closed:
+            self.pause_reading(False)
+            self.pool.release(self)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        self.user = None
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    def _lost(self, exc: BaseException | None) -> None:
+        user = self.user
+        self.user = None
+        if user is not None:
+            user.upstream_lost(self, exc)
+
+
+def _connect_with_loop(pool: EndpointPool, user: UpstreamUser) -> None:
+    """Default connector: a Task that opens a TCP connection, then binds it."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_connect(pool, user))
+    pool.pending.add(task)
+    task.add_done_callback(pool.pending.discard)
+
+
+async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _, conn = await loop.create_connection(
+                lambda: UpstreamConnection(pool), pool.host, pool.port
+            )
+    except (OSError, TimeoutError) as exc:
+        user.connect_failed(exc)
+        return
+    except asyncio.CancelledError:
+        user.connect_failed(ConnectionAbortedError("proxy shutting down"))
+        raise
+    if conn.closed:
+        user.connect_failed(ConnectionResetError("closed right after connect"))
+    else:
+        conn.bind(user)
+
+
+class EndpointPool:
+    """Idle keep-alive connections to one endpoint (LIFO: the warmest one first)."""
+
+    def __init__(self, host: str, port: int, connector: Connector = _connect_with_loop) -> None:
+        self.host = host
+        self.port = port
+        self.idle: list[UpstreamConnection] = []
+        self.pending: set[asyncio.Task[None]] = set()
+        self.retired = False  # no configuration uses this endpoint any more
+        self._connector = connector
+
+    def acquire(self, user: UpstreamUser, *, fresh: bool = False) -> None:
+        """Bind ``user`` to a connection, now if one is idle, else once connected."""
+        idle = self.idle
+        while idle and not fresh:
+            conn = idle.pop()
+            if not conn.closed:
+                conn.bind(user)
+                return
+        self._connector(self, user)
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if self.retired:
+            conn.close()
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        self.idle.append(conn)
+
+    def discard(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    def close_idle(self, older_than: float | None = None) -> None:
+        """Close idle connections (all, or those idle since before ``older_than``)."""
+        keep = []
+        for conn in self.idle:
+            if older_than is None or conn.idle_since < older_than:
+                conn.close()
+            else:
+                keep.append(conn)
+        self.idle = keep
+
+    def retire(self) -> None:
+        """No configuration uses the endpoint any more; connections in use close when done."""
+        self.retired = True
+        self.close_idle()
+
+    def close(self) -> None:
+        self.retired = True
+        self.close_idle()
+        for task in list(self.pending):
+            task.cancel()
+
+
+class UpstreamCluster:
+    """The endpoints of one cluster, chosen round-robin."""
+
+    __slots__ = ("_next", "name", "pools")
+
+    def __init__(self, name: str, pools: tuple[EndpointPool, ...]) -> None:
+        self.name = name
+        self.pools = pools
+        self._next = 0
+
+    def pick(self) -> EndpointPool | None:
+        pools = self.pools
+        if not pools:
+            return None
+        i = self._next
+        if i >= len(pools):
+            i = 0
+        self._next = i + 1
+        return pools[i]

@@ -1,0 +1,241 @@
+"""echo: a small HTTP/1.1 echo backend for the demo and for tests across the project.
+
+It answers every request with JSON describing what it received, in the shape of the
+Gateway API conformance echo server::
+
+    {"path": "/a?b=1", "host": "foo.example.com", "method": "GET", "proto": "HTTP/1.1",
+     "headers": {"X-Forwarded-For": ["127.0.0.1"], ...}, "namespace": "default",
+     "pod": "<name>", "body_length": 0, "connection": 3}
+
+``path`` is the request target as received (query included), ``headers`` use Go's
+canonical names (``X-Forwarded-For``) and leave out Host, like the conformance server.
+``connection`` numbers the TCP connections this process accepted (1, 2, ...), so tests can
+count how many connections a proxy opened. Request bodies are streamed and only counted.
+
+Request controls:
+
+* ``x-echo-set-header: Name: value, Other: value`` -- set those response headers.
+* ``x-echo-delay: 250ms`` (or ``2s``), or the query parameter ``?delay=250ms`` -- answer late.
+* ``x-echo-body-size: N`` -- answer with N bytes of body instead of the JSON (the JSON then
+  goes in the ``x-echo-request`` response header); ``x-echo-chunked: true`` sends it chunked.
+
+Run it with ``python -m turnout.demo.echo --listen 127.0.0.1:8080 --name foo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+from collections import deque
+from collections.abc import Sequence
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+
+_connection_ids = itertools.count(1)
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_PIECE = 64 * 1024
+
+
+class _Slot:
+    """A response in the order queue; ``data`` is None until it is ready."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: list[bytes] | None = None
+
+
+class EchoProtocol(asyncio.Protocol):
+    """One connection to the echo server; responses are sent in request order."""
+
+    def __init__(self, *, name: str, namespace: str) -> None:
+        self._name = name
+        self._namespace = namespace
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._connection = next(_connection_ids)
+        self._queue: deque[_Slot] = deque()  # responses in request order
+        self._close_after = False
+        # per request
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body_length = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            pass
+        except httptools.HttpParserError:
+            self._send_raw(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            self._close_after = True
+            self._flush()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body_length += len(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        request = {
+            "path": self._url.decode("latin-1"),
+            "host": "",
+            "method": parser.get_method().decode("ascii"),
+            "proto": "HTTP/" + parser.get_http_version(),
+            "headers": {},
+            "namespace": self._namespace,
+            "pod": self._name,
+            "body_length": self._body_length,
+            "connection": self._connection,
+        }
+        headers: dict[str, list[str]] = {}
+        for raw_name, raw_value in self._headers:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            if name.lower() == "host":
+                request["host"] = value
+            else:
+                headers.setdefault(_canonical(name), []).append(value)
+        request["headers"] = headers
+        keep_alive = parser.should_keep_alive()
+        self._url, self._headers, self._body_length = b"", [], 0
+        slot = _Slot()
+        self._queue.append(slot)
+        delay = _delay(headers, request["path"])  # type: ignore[arg-type]
+        response = _response(request, headers, keep_alive)
+        if not keep_alive:
+            self._close_after = True
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._ready, slot, response)
+        else:
+            self._ready(slot, response)
+
+    def _ready(self, slot: _Slot, response: list[bytes]) -> None:
+        slot.data = response
+        self._flush()
+
+    def _send_raw(self, data: bytes) -> None:
+        slot = _Slot()
+        slot.data = [data]
+        self._queue.append(slot)
+
+    def _flush(self) -> None:
+        transport = self._transport
+        queue = self._queue
+        while queue and queue[0].data is not None:
+            data = queue.popleft().data
+            if transport is not None and not transport.is_closing() and data:
+                transport.write(b"".join(data))
+        if not queue and self._close_after and transport is not None:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+
+def _canonical(name: str) -> str:
+    """Go's canonical MIME header key: "x-forwarded-for" -> "X-Forwarded-For"."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _delay(headers: dict[str, list[str]], path: str) -> float:
+    text = headers.get("X-Echo-Delay", [""])[0]
+    if not text and "delay=" in path:
+        text = parse_qs(urlsplit(path).query).get("delay", [""])[0]
+    return _duration(text)
+
+
+def _duration(text: str) -> float:
+    text = text.strip()
+    try:
+        if text.endswith("ms"):
+            return float(text[:-2]) / 1000
+        if text.endswith("s"):
+            return float(text[:-1])
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _response(
+    request: dict[str, object], headers: dict[str, list[str]], keep_alive: bool
+) -> list[bytes]:
+    extra = b""
+    for spec in headers.get("X-Echo-Set-Header", []):
+        for item in spec.split(","):
+            name, sep, value = item.partition(":")
+            if sep and name.strip():
+                extra += f"{name.strip()}: {value.strip()}\r\n".encode("latin-1")
+    connection = b"" if keep_alive else b"connection: close\r\n"
+    body = json.dumps(request).encode()
+    size_text = headers.get("X-Echo-Body-Size", [""])[0]
+    if not size_text.isdigit():
+        return [
+            _STATUS_200,
+            b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+            extra,
+            connection,
+            b"\r\n",
+            body,
+        ]
+    size = int(size_text)
+    chunked = headers.get("X-Echo-Chunked", [""])[0].lower() == "true"
+    framing = b"transfer-encoding: chunked\r\n" if chunked else b"content-length: %d\r\n" % size
+    parts = [_STATUS_200, b"x-echo-request: ", body, b"\r\n", framing, extra, connection, b"\r\n"]
+    pattern = bytes(range(256)) * (_PIECE // 256)
+    remaining = size
+    while remaining > 0:
+        piece = pattern[: min(remaining, _PIECE)]
+        remaining -= len(piece)
+        parts += (b"%x\r\n" % len(piece), piece, b"\r\n") if chunked else (piece,)
+    if chunked:
+        parts.append(b"0\r\n\r\n")
+    return parts
+
+
+async def start_echo(
+    host: str, port: int, *, name: str, namespace: str = "default"
+) -> asyncio.Server:
+    """Start an echo server on ``host:port`` (port 0 picks a free one); returns the server."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: EchoProtocol(name=name, namespace=namespace), host, port, reuse_address=True
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="HTTP echo backend")
+    parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port")
+    parser.add_argument("--name", default="echo", help="reported as the pod name")
+    parser.add_argument("--namespace", default="default")
+    args = parser.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+
+    async def serve() -> None:
+        server = await start_echo(host or "0.0.0.0", int(port), name=args.name)
+        print(f"echo {args.name} listening on {args.listen}", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    try:
+        import uvloop
+
+        uvloop.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
