@@ -221,8 +221,8 @@ def pydantic_errors(details: list[ErrorDetails]) -> list[FieldError]:
         path = ""
         loc = err["loc"]
         for i, key in enumerate(loc):
-            # A bad dict key is reported at (..., key, "[key]"): keep one of them.
-            if isinstance(key, str) and i and key == f"[{loc[i - 1]}]":
+            # A bad dict key is reported at (..., key, "[key]"): the marker is not a field.
+            if key == "[key]" and i:
                 continue
             path = join_path(path, key)
         fe = FieldError(path, _message(err))
