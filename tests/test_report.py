@@ -136,6 +136,7 @@ def test_render_table_contains_every_row() -> None:
     assert "Gateway infra/gw listener http" in text
     assert "BackendNotFound" in text
     assert "ResolvedRefs is False" in text
+    assert all(line == line.rstrip() for line in text.splitlines())
 
 
 def test_dump_yaml_is_a_multi_document_stream() -> None:

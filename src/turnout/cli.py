@@ -335,7 +335,16 @@ def print_items(items: list[dict[str, Any]], output: str) -> None:
     elif output == "json":
         click.echo(report.dump_json(items), nl=False)
     else:
-        report.render_table(items, Console(highlight=False))
+        report.render_table(items, table_console())
+
+
+def table_console() -> Console:
+    """stdout; when it is not a terminal (a pipe, a file) and COLUMNS does not say
+    otherwise, lines are not wrapped at 80 columns, like kubectl's."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=500)
+    return console
 
 
 def admin_url(admin: tuple[str, int], path: str) -> str:

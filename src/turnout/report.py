@@ -118,11 +118,13 @@ def failing(items: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def render_table(items: Iterable[Mapping[str, Any]], console: Console) -> None:
+    # Condition type, status and reason stay on one line each (they are what people
+    # scan for); the object and the free-text message wrap when the terminal is narrow.
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("OBJECT", overflow="fold")
-    table.add_column("CONDITION")
-    table.add_column("STATUS")
-    table.add_column("REASON")
+    table.add_column("OBJECT", overflow="fold", min_width=24)
+    table.add_column("CONDITION", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("REASON", no_wrap=True)
     table.add_column("MESSAGE", overflow="fold")
     for row in rows(items):
         table.add_row(
@@ -132,7 +134,13 @@ def render_table(items: Iterable[Mapping[str, Any]], console: Console) -> None:
             row.reason,
             Text(row.message, style="dim" if not row.condition else ""),
         )
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Into a pipe or a file: no padding after the last column.
+    with console.capture() as captured:
+        console.print(table)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def dump_yaml(items: Iterable[Mapping[str, Any]]) -> str:
