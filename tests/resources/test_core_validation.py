@@ -74,7 +74,13 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
         "is not a valid RFC 1035 label",
         service({"port": 80}, name="web1"),
     ),
-    ("secret data base64", secret(k="not base64!"), "data", "not valid base64", secret(k="aGk=")),
+    (
+        "secret data base64",
+        secret(**{"tls.crt": "not base64!"}),
+        "data[tls.crt]",
+        "is not valid base64",
+        secret(k="aGk="),
+    ),
     (
         "tls secret keys",
         secret("kubernetes.io/tls", **{"tls.crt": "aGk="}),

@@ -25,12 +25,11 @@ from turnout.resources.meta import CoreModel, CoreTopLevelObject
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def _check_base64_values(value: dict[str, str]) -> dict[str, str]:
-    for key, encoded in value.items():
-        try:
-            base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError(f"value of {key!r} is not valid base64") from None
+def _check_base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
     return value
 
 
@@ -44,7 +43,7 @@ ConfigKey = Annotated[
         )
     ),
 ]
-Base64Data = Annotated[dict[ConfigKey, str], AfterValidator(_check_base64_values)]
+Base64Data = dict[ConfigKey, Annotated[str, AfterValidator(_check_base64)]]
 
 # --- Namespace ------------------------------------------------------------------------
 
