@@ -223,3 +223,23 @@ async def test_localhost_name_is_loopback() -> None:
     server = await start_admin("localhost", 0, FakeProvider())
     server.close()
     await server.wait_closed()
+
+
+def test_under_uvloop() -> None:
+    """The gateway runs on uvloop, whose transports are not asyncio.Transport instances."""
+    import uvloop
+
+    async def scenario() -> None:
+        server = await start_admin("127.0.0.1", 0, FakeProvider())
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_get("/healthz") + _get("/readyz"))
+        assert (await _read_response(reader))[2] == b"ok\n"
+        assert (await _read_response(reader))[2] == b"ready\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
