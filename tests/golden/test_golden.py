@@ -3,7 +3,8 @@
 Each directory under tests/golden/<stage>/ is one named scenario. The `status` stage
 records the status of every object turnout owns plus load errors; the `ir` stage
 records the compiled data-plane configuration. Run with `--update-golden` to rewrite
-the expected files after an intended change, then review the diff.
+the expected files after an intended change, then review the diff; it also deletes
+out.yaml files whose directory no longer has an in.yaml (renamed or removed scenarios).
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _cases(stage: str) -> list[Path]:
     return sorted(p for p in (HERE / stage).iterdir() if (p / "in.yaml").exists())
+
+
+def _orphans() -> list[Path]:
+    return sorted(
+        out
+        for stage in STAGES
+        for out in (HERE / stage).glob("*/out.yaml")
+        if not (out.parent / "in.yaml").exists()
+    )
 
 
 def _run(case: Path, stage: str) -> Any:
@@ -82,3 +92,15 @@ def test_golden(stage: str, case: Path, request: pytest.FixtureRequest) -> None:
         if not request.config.getoption("--update-golden"):
             pytest.fail(f"{expected_file} did not exist; wrote it, review and commit it")
     assert actual == expected_file.read_text(), f"golden mismatch for {stage}/{case.name}"
+
+
+def test_no_orphan_outputs(request: pytest.FixtureRequest) -> None:
+    """Every out.yaml belongs to a scenario; --update-golden deletes the others."""
+    orphans = _orphans()
+    if request.config.getoption("--update-golden"):
+        for out in orphans:
+            out.unlink()
+            if not any(out.parent.iterdir()):
+                out.parent.rmdir()
+        return
+    assert not orphans, f"out.yaml without in.yaml (run --update-golden): {orphans}"
