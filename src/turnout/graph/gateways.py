@@ -25,7 +25,6 @@ HTTPROUTE_KIND = (GATEWAY_GROUP, "HTTPRoute")
 PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
     "HTTP": [HTTPROUTE_KIND],
 }
-KNOWN_PROTOCOLS = ("HTTP", "HTTPS", "TLS", "TCP", "UDP")
 # Listeners on one port must share a family to be served by one socket.
 _PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
 
@@ -115,9 +114,14 @@ def _with_refs_resolved(node: ListenerNode) -> ListenerNode:
 
 
 def _mark_conflicts(listeners: list[ListenerNode]) -> None:
+    # Only listeners of protocols we serve take part: "If an implementation does not
+    # support TCP Protocol Listeners, then the previous rule does not apply, and the TCP
+    # Listeners SHOULD NOT be accepted" (GatewaySpec.Listeners). Likewise an HTTPS or
+    # TLS listener we cannot serve gets UnsupportedProtocol and must not take the port
+    # away from an HTTP listener that could serve it.
     by_port: dict[tuple[int, bool], list[ListenerNode]] = defaultdict(list)
     for listener in listeners:
-        if listener.spec.protocol in KNOWN_PROTOCOLS:
+        if listener.spec.protocol in PROTOCOL_ROUTE_KINDS:
             is_udp = listener.spec.protocol == "UDP"
             by_port[(listener.spec.port, is_udp)].append(listener)
     conflicts: dict[int, tuple[str, str]] = {}  # id(listener) -> (reason, message)
