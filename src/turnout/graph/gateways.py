@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode
 from turnout.resources import Gateway
-from turnout.resources.gateway import Listener
+from turnout.resources.gateway import GatewaySpecAddress, Listener
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 
@@ -182,11 +182,14 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
             )
         ]
         return
-    if gateway.spec.addresses:
+    # An IPAddress entry without a value asks for an assigned address, which is what
+    # the pool does anyway (GatewaySpecAddress.Value: "When a value is unspecified, an
+    # implementation SHOULD automatically assign an address matching the requested type").
+    if any(not _assignable(address) for address in gateway.spec.addresses):
         node.conditions = [
             c.gateway_unsupported_address(
-                "spec.addresses: static addresses are not supported yet; remove the field "
-                "and turnout assigns an address from its pool"
+                "spec.addresses: static addresses are not supported yet; remove the values "
+                "(or the field) and turnout assigns an IPAddress from its pool"
             )
         ]
         return
@@ -207,6 +210,10 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
         ]
     else:
         node.conditions = [c.gateway_accepted()]
+
+
+def _assignable(address: GatewaySpecAddress) -> bool:
+    return address.type == "IPAddress" and address.value is None
 
 
 def _listener_valid(listener: ListenerNode) -> bool:
