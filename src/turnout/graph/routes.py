@@ -195,11 +195,19 @@ def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
     return problems
 
 
+_QUIET_RE2 = re2.Options()
+_QUIET_RE2.log_errors = False  # the error is reported in the route's status instead
+
+
 def _bad_regex(pattern: str, field: str) -> list[str]:
     try:
-        re2.compile(pattern)
+        re2.compile(pattern, _QUIET_RE2)
     except re2.error as exc:
-        return [f"{field}: not a valid RE2 regular expression ({exc})"]
+        # google-re2 carries the message as bytes
+        detail = exc.args[0] if exc.args else ""
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        return [f"{field}: not a valid RE2 regular expression ({detail})"]
     return []
 
 
