@@ -234,10 +234,14 @@ def _attach(
             if (hosts := hostnames.effective_hostnames(ln.spec.hostname, route.spec.hostnames))
         ]
         if not allowed:
+            if any(HTTPROUTE_KIND in ln.supported_kinds for ln in candidates):
+                why = f"allows HTTPRoutes from namespace {route.namespace}"
+            else:
+                why = "supports the HTTPRoute kind"
             status.conditions.append(
                 c.route_not_allowed_by_listeners(
                     f"no listener of Gateway {gateway.namespace}/{gateway.name} "
-                    f"{_selected(parent_ref)}allows HTTPRoutes from namespace {route.namespace}"
+                    f"{_selected(parent_ref)}{why}"
                 )
             )
         elif not attached:
