@@ -116,8 +116,20 @@ def test_request_headers_drop_hop_by_hop_and_connection_named() -> None:
     ("raw", "http10", "mode", "keep", "framing"),
     [
         ([(b"Content-Length", b"5")], False, msg.BODY_LENGTH, True, b"Content-Length: 5\r\n"),
-        ([(b"Transfer-Encoding", b"chunked")], False, msg.BODY_CHUNKED, True, b"transfer-encoding: chunked"),
-        ([(b"Transfer-Encoding", b"chunked")], True, msg.BODY_UNTIL_CLOSE, False, b"connection: close"),
+        (
+            [(b"Transfer-Encoding", b"chunked")],
+            False,
+            msg.BODY_CHUNKED,
+            True,
+            b"transfer-encoding: chunked",
+        ),
+        (
+            [(b"Transfer-Encoding", b"chunked")],
+            True,
+            msg.BODY_UNTIL_CLOSE,
+            False,
+            b"connection: close",
+        ),
         ([], False, msg.BODY_CHUNKED, True, b"transfer-encoding: chunked"),
     ],
 )
@@ -133,9 +145,16 @@ def test_response_framing(
 
 
 def test_response_hop_by_hop_removed_and_edits_applied() -> None:
-    raw = [(b"Connection", b"X-Internal"), (b"X-Internal", b"1"), (b"Content-Length", b"0"), (b"Server", b"b")]
+    raw = [
+        (b"Connection", b"X-Internal"),
+        (b"X-Internal", b"1"),
+        (b"Content-Length", b"0"),
+        (b"Server", b"b"),
+    ]
     edits = (HeaderEdit(ir.HeaderModifier(set=(("server", "turnout"),))),)
-    head = msg.ResponseHead(200, raw, head_request=False, http10=False, keep_alive=True, edits=edits)
+    head = msg.ResponseHead(
+        200, raw, head_request=False, http10=False, keep_alive=True, edits=edits
+    )
     assert b"X-Internal" not in head.data and b"Connection" not in head.data
     assert b"server: turnout\r\n" in head.data and b"Server: b" not in head.data
 

@@ -13,7 +13,12 @@ import pytest
 from turnout import ir
 from turnout.dataplane.http1 import ClientConnection, SocketState
 from turnout.dataplane.router import compile_routes
-from turnout.dataplane.upstream import EndpointPool, UpstreamCluster, UpstreamConnection, UpstreamUser
+from turnout.dataplane.upstream import (
+    EndpointPool,
+    UpstreamCluster,
+    UpstreamConnection,
+    UpstreamUser,
+)
 
 from .helpers import ResponseReader, config, listener, rule, to
 
@@ -118,14 +123,26 @@ def _responses(data: bytes) -> list[Any]:
 
 
 ROUTES = (
-    rule("missing", match=ir.RouteMatch(path=ir.PathMatch(type="Exact", value="/teapot")), direct_status=418),
+    rule(
+        "missing",
+        match=ir.RouteMatch(path=ir.PathMatch(type="Exact", value="/teapot")),
+        direct_status=418,
+    ),
     rule(
         "redirect",
         match=ir.RouteMatch(path=ir.PathMatch(type="PathPrefix", value="/old")),
         filters=ir.Filters(redirect=ir.RequestRedirect(status_code=301)),
     ),
-    rule("nobody", match=ir.RouteMatch(path=ir.PathMatch(type="Exact", value="/none")), backends=(to("empty"),)),
-    rule("proxy", match=ir.RouteMatch(path=ir.PathMatch(type="PathPrefix", value="/api")), backends=(to("c"),)),
+    rule(
+        "nobody",
+        match=ir.RouteMatch(path=ir.PathMatch(type="Exact", value="/none")),
+        backends=(to("empty"),),
+    ),
+    rule(
+        "proxy",
+        match=ir.RouteMatch(path=ir.PathMatch(type="PathPrefix", value="/api")),
+        backends=(to("c"),),
+    ),
 )
 
 bytewise = pytest.mark.parametrize("bytewise", [False, True], ids=["whole", "bytewise"])
@@ -200,7 +217,9 @@ async def test_proxied_request_and_response(bytewise: bool) -> None:
     assert b"x-forwarded-for: 10.1.2.3" in lines
     assert b"x-forwarded-proto: http" in lines
     assert b"transfer-encoding: chunked" in lines
-    assert not any(line.lower().startswith((b"connection", b"x-hop", b"keep-alive")) for line in lines)
+    assert not any(
+        line.lower().startswith((b"connection", b"x-hop", b"keep-alive")) for line in lines
+    )
     assert _dechunk(body) == b"abcde"
 
     _feed(
@@ -220,7 +239,11 @@ async def test_upstream_chunked_response_rechunked(bytewise: bool) -> None:
     client, transport = _client(_table(ROUTES, fake))
     client.data_received(b"GET /api HTTP/1.1\r\nHost: a\r\n\r\n")
     ((upstream, _),) = fake.connections
-    _feed(upstream, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", bytewise)
+    _feed(
+        upstream,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+        bytewise,
+    )
     (response,) = _responses(transport.data())
     assert response.body == b"abcd"
     assert response.header("transfer-encoding") == "chunked"
@@ -230,7 +253,7 @@ async def test_head_response_without_body() -> None:
     fake = FakeUpstreams()
     client, transport = _client(_table(ROUTES, fake))
     client.data_received(b"HEAD /api HTTP/1.1\r\nHost: a\r\n\r\n")
-    ((upstream, upstream_transport),) = fake.connections
+    ((upstream, _upstream_transport),) = fake.connections
     upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
     assert transport.data().endswith(b"Content-Length: 1000\r\n\r\n")
     assert upstream.pool.idle == [upstream]

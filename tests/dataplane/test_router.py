@@ -211,7 +211,11 @@ def test_weighted_choice_respects_weights_and_never_picks_zero() -> None:
 def test_error_status_direct_status_and_unknown_cluster() -> None:
     rules = (
         rule("direct", match=_match(("Exact", "/d")), direct_status=500),
-        rule("err", match=_match(("Exact", "/e")), backends=(ir.WeightedBackend(weight=1, error_status=500),)),
+        rule(
+            "err",
+            match=_match(("Exact", "/e")),
+            backends=(ir.WeightedBackend(weight=1, error_status=500),),
+        ),
         rule("unknown", match=_match(("Exact", "/u")), backends=(to("nope"),)),
     )
     table = compile_routes(config((listener(80, (_vhost("*", *rules),)),)), CLUSTERS)

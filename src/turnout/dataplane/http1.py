@@ -103,6 +103,7 @@ class ClientConnection(asyncio.Protocol):
         # per request, while its head is parsed
         self._in_head = True
         self._head_bytes = 0
+        self._heads = 0  # request heads parsed on this connection
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._receiving: Exchange | None = None  # whose body the parser is reading
@@ -123,11 +124,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._paused & PAUSE_DONE:
             return
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._parse_failed(431)
-                return
+        heads_before = self._heads
         self._feeding = True
         try:
             self._parser.feed_data(data)
@@ -141,6 +138,13 @@ class ClientConnection(asyncio.Protocol):
             self._parse_failed(500)
         finally:
             self._feeding = False
+        if self._in_head and heads_before == self._heads:
+            # No head was completed by this data: it all belongs to one unfinished head
+            # (off by at most one read when a head started mid-buffer). llhttp itself has
+            # no size limit and httptools buffers header values, so bound it here.
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._parse_failed(431)
         dirty = self._dirty
         if dirty:
             for exchange in dirty:
@@ -180,6 +184,7 @@ class ClientConnection(asyncio.Protocol):
             raise _StopParsing
         self._in_head = False
         self._head_bytes = 0
+        self._heads += 1
         url = self._url
         raw = self._headers
         self._url = b""
