@@ -152,3 +152,17 @@ def test_dump_json_is_a_v1_list() -> None:
 def test_dump_empty() -> None:
     assert json.loads(report.dump_json([]))["items"] == []
     assert list(yaml.safe_load_all(report.dump_yaml([]))) == []
+
+
+def test_table_colours_by_what_the_condition_means() -> None:
+    gateway = json.loads(json.dumps(GATEWAY))
+    listener = gateway["status"]["listeners"][0]
+    listener["conditions"] = [_cond("Conflicted", "False"), _cond("Programmed", "False")]
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=True, color_system="standard")
+    report.render_table([gateway], console)
+    lines = out.getvalue().splitlines()
+    conflicted = next(line for line in lines if "Conflicted" in line)
+    programmed = next(line for line in lines if "listener http" in line and "Programmed" in line)
+    assert "\x1b[32mFalse" in conflicted  # green: no conflict is good news
+    assert "\x1b[31mFalse" in programmed  # red

@@ -24,7 +24,17 @@ from rich.text import Text
 # (or one of its listeners or route parents) is not doing what it says.
 REQUIRED_CONDITION_TYPES = ("Accepted", "ResolvedRefs", "Programmed")
 
-_STATUS_STYLE = {"True": "green", "False": "red", "Unknown": "yellow"}
+# Conditions whose "True" is the bad news (abnormal-true polarity in the spec's terms).
+_ABNORMAL_TRUE = frozenset(
+    {"Conflicted", "PartiallyInvalid", "OverlappingTLSConfig", "Degraded", "Detached"}
+)
+
+
+def _status_style(condition: str, status: str) -> str:
+    if status not in ("True", "False"):
+        return "yellow"
+    good = (status == "True") != (condition in _ABNORMAL_TRUE)
+    return "green" if good else "red"
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def render_table(items: Iterable[Mapping[str, Any]], console: Console) -> None:
         table.add_row(
             row.object,
             row.condition,
-            Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+            Text(row.status, style=_status_style(row.condition, row.status) if row.status else ""),
             row.reason,
             Text(row.message, style="dim" if not row.condition else ""),
         )
