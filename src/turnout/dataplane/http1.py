@@ -47,6 +47,7 @@ import asyncio
 import logging
 import random
 from collections import deque
+from typing import cast
 
 import httptools
 
@@ -111,7 +112,7 @@ class ClientConnection(asyncio.Protocol):
     # --- asyncio callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self.transport = transport
         self._open = True
@@ -124,7 +125,7 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._paused & PAUSE_DONE:
             return
-        heads_before = self._heads
+        heads_before = self._heads if self._in_head else -1
         self._feeding = True
         try:
             self._parser.feed_data(data)
@@ -138,10 +139,10 @@ class ClientConnection(asyncio.Protocol):
             self._parse_failed(500)
         finally:
             self._feeding = False
-        if self._in_head and heads_before == self._heads:
-            # No head was completed by this data: it all belongs to one unfinished head
-            # (off by at most one read when a head started mid-buffer). llhttp itself has
-            # no size limit and httptools buffers header values, so bound it here.
+        if heads_before == self._heads:
+            # This data started inside a head and did not complete it: it is all head
+            # bytes (a head that started mid-buffer escapes counting for one read). llhttp
+            # has no size limit and httptools buffers header values, so bound it here.
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._parse_failed(431)
