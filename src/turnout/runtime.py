@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
@@ -120,11 +121,10 @@ def check(
 ) -> CheckResult:
     """Compute status offline, predicting that every listener binds."""
     options = RunOptions(
-        paths=tuple(paths),
-        controller_name=controller_name,
-        port_offset=port_offset,
-        **({"address_pool": address_pool} if address_pool is not None else {}),
+        paths=tuple(paths), controller_name=controller_name, port_offset=port_offset
     )
+    if address_pool is not None:
+        options = dataclasses.replace(options, address_pool=address_pool)
     pipeline = Pipeline(options)
     loaded, built, _ = pipeline.compile()
     items = pipeline.status(loaded, built, DataPlaneFeedback(applied=True))
