@@ -123,7 +123,7 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
             for j, backend in enumerate(rule.backends)
         )
         direct_status = _direct_status(rule, filters, backends)
-        for m, match in enumerate(rule.spec.matches):
+        for m, match in enumerate(_matches(rule)):
             ir_rule = ir.HTTPRouteRule(
                 name=f"httproute/{route.namespace}/{route.name}/rule/{rule.index}/match/{m}",
                 match=_match(match),
@@ -134,6 +134,12 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
             key = (*_match_key(match), age, f"{route.namespace}/{route.name}", rule.index, m)
             out.append((key, ir_rule))
     return out
+
+
+def _matches(rule: ResolvedRule) -> list[HTTPRouteMatch]:
+    """HTTPRouteRule.Matches: "If no matches are specified, the default is a prefix path
+    match on '/'". The CRD default covers an omitted field, not an explicit `[]`."""
+    return rule.spec.matches or [HTTPRouteMatch()]
 
 
 def _direct_status(
