@@ -163,8 +163,10 @@ def _match_key(match: HTTPRouteMatch) -> SortKey:
         _PATH_ORDER[path.type],
         -len(value),
         0 if match.method else 1,
-        -len(match.headers),
-        -len(match.query_params),
+        # Count the matches that take effect: only the first entry of a header name
+        # counts (names are case-insensitive), as in _match.
+        -len({header.name.lower() for header in match.headers}),
+        -len({param.name for param in match.query_params}),
     )
 
 
