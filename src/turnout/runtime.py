@@ -150,6 +150,7 @@ class Standalone:
         self._tasks: list[asyncio.Task[None]] = []
         self._admin: asyncio.AbstractServer | None = None
         self._reported: set[str] = set()
+        self._errors: list[str] = []
 
     # --- AdminProvider -------------------------------------------------------------
     def healthy(self) -> bool:
@@ -160,6 +161,9 @@ class Standalone:
 
     def status_items(self) -> list[dict[str, Any]]:
         return self._items
+
+    def load_errors(self) -> list[str]:
+        return self._errors
 
     def config_json(self) -> bytes:
         return ir.to_json(self._config)
@@ -196,6 +200,7 @@ class Standalone:
                 self._ready = True
                 return
             self._log_problems(loaded)
+            self._errors = [str(e) for e in loaded.errors]
             results = await self.dataplane.apply(config)
             errors = {name: err for name, err in results.items() if err}
             for name, err in errors.items():

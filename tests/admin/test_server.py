@@ -33,6 +33,9 @@ class FakeProvider:
             raise RuntimeError("boom")
         return self.items
 
+    def load_errors(self) -> list[str]:
+        return ["x.yaml:3: invalid YAML"]
+
     def config_json(self) -> bytes:
         return self.config
 
@@ -104,7 +107,7 @@ async def test_status_wraps_items(admin: Admin) -> None:
     status, headers, body = await _request(admin.port, _get("/status?x=1"))
     assert status == 200
     assert headers["content-type"] == "application/json"
-    assert json.loads(body) == {"items": admin.provider.items}
+    assert json.loads(body) == {"items": admin.provider.items, "errors": ["x.yaml:3: invalid YAML"]}
 
 
 async def test_config_is_provider_bytes(admin: Admin) -> None:

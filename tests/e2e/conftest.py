@@ -157,12 +157,13 @@ def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
         pool = f"127.{100 + n // 4096 % 100}.{n // 16 % 256}.{(n % 16) * 16}/28"
         admin_port = free_port()
         log = tmp_path / f"turnout-{len(started)}.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "turnout", "run", "-f", str(directory),
-             "--admin", f"127.0.0.1:{admin_port}", "--address-pool", pool, *extra],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "turnout", "run", "-f", str(directory),
+                 "--admin", f"127.0.0.1:{admin_port}", "--address-pool", pool, *extra],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         t = Turnout(directory, admin_port, pool, proc, log, list(extra))
         started.append(t)
         t.wait_ready()

@@ -30,6 +30,11 @@ class AdminProvider(Protocol):
         """Kubernetes-shaped objects with `.status` filled in."""
         ...
 
+    def load_errors(self) -> list[str]:
+        """Errors of the last load (files that do not parse, invalid objects): the
+        objects concerned keep serving their last good version."""
+        ...
+
     def config_json(self) -> bytes:
         """The IR being served, as JSON, with secrets already redacted."""
         ...
