@@ -260,8 +260,16 @@ def check(
 )
 @OUTPUT
 def status(admin: tuple[str, int], output: str) -> None:
-    """Print the status a running gateway reports on its admin API."""
-    print_items(fetch_status(admin), output)
+    """Print the status a running gateway reports on its admin API.
+
+    Load errors (files that do not parse, invalid objects, which keep serving their
+    last good version) are printed first, to stderr.
+    """
+    items, errors = fetch_status(admin)
+    stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+    for error in errors:
+        stderr.print(Text(f"error: {error}", style="red"))
+    print_items(items, output)
 
 
 @cli.command()
@@ -352,7 +360,10 @@ def admin_url(admin: tuple[str, int], path: str) -> str:
     return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
 
 
-def fetch_status(admin: tuple[str, int], timeout: float = 10.0) -> list[dict[str, Any]]:
+def fetch_status(
+    admin: tuple[str, int], timeout: float = 10.0
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The items and load errors a running gateway reports on GET /status."""
     url = admin_url(admin, "/status")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -370,7 +381,8 @@ def fetch_status(admin: tuple[str, int], timeout: float = 10.0) -> list[dict[str
     items = document.get("items") if isinstance(document, dict) else None
     if not isinstance(items, list):
         raise click.ClickException(f"{url} answered JSON without an 'items' list")
-    return items
+    errors = document.get("errors") or []
+    return items, [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]
 
 
 def setup_logging(level: str) -> None:

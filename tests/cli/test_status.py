@@ -34,8 +34,11 @@ ITEMS: list[dict[str, Any]] = [
 ]
 
 
+ERRORS = ["routes.yaml#1: HTTPRoute team/r: spec.rules[0].matches[0].path.value: must start with /"]
+
+
 class _Handler(BaseHTTPRequestHandler):
-    body = json.dumps({"items": ITEMS}).encode()
+    body = json.dumps({"items": ITEMS, "errors": ERRORS}).encode()
 
     def do_GET(self) -> None:
         if self.path != "/status":
@@ -66,6 +69,7 @@ def test_table(runner: CliRunner, admin: str) -> None:
     result = runner.invoke(cli, ["status", "--admin", admin])
     assert result.exit_code == 0, result.output
     assert "HTTPRoute team/r parent infra/gw/http" in result.stdout
+    assert result.stderr == f"error: {ERRORS[0]}\n"
 
 
 def test_json(runner: CliRunner, admin: str) -> None:

@@ -58,9 +58,12 @@ def _text(status: int, text: str) -> Response:
 
 
 def _status(provider: AdminProvider) -> Response:
-    body = json.dumps(
-        {"items": provider.status_items(), "errors": provider.load_errors()}, indent=2
-    ).encode() + b"\n"
+    body = (
+        json.dumps(
+            {"items": provider.status_items(), "errors": provider.load_errors()}, indent=2
+        ).encode()
+        + b"\n"
+    )
     return Response(200, body, _JSON)
 
 
