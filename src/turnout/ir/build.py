@@ -67,7 +67,8 @@ def _listener(
         if rules is None:
             rules = compiled[id(route)] = _route_rules(route)
         for hostname in route_hostnames:
-            groups[hostname].extend(rules)
+            rank = _hostname_rank(route, hostname)
+            groups[hostname].extend(((*rank, *key), rule) for key, rule in rules)
     for rules in groups.values():
         rules.sort(key=lambda keyed: keyed[0])
     return ir.Listener(
@@ -79,6 +80,23 @@ def _listener(
         hostname=listener.spec.hostname,
         virtual_hosts=_virtual_hosts(groups),
     )
+
+
+def _hostname_rank(route: RouteNode, effective: str) -> tuple[int, int]:
+    """Hostname precedence of a route's rules under one effective hostname.
+
+    HTTPRoute.Hostnames: among routes with intersecting hostnames, precedence goes to
+    the route with the most characters in a matching non-wildcard hostname, then in a
+    matching hostname. A route hostname `*.specific.com` narrowed to listener
+    `very.specific.com` is still a wildcard match there, so it ranks after a route that
+    names `very.specific.com` itself; a route without hostnames ranks last.
+    """
+    own = [
+        h.lower()
+        for h in route.obj.spec.hostnames
+        if hostnames.intersect(effective, h.lower()) is not None
+    ]
+    return min((hostnames.specificity(h) for h in own), default=hostnames.specificity(None))
 
 
 def _virtual_hosts(groups: dict[str, list[KeyedRule]]) -> tuple[ir.VirtualHost, ...]:
