@@ -109,7 +109,9 @@ class Pipeline:
     def status(
         self, loaded: LoadResult, built: Graph, feedback: DataPlaneFeedback
     ) -> list[dict[str, Any]]:
-        return compute(loaded.snapshot, built, feedback, self.clock, supported_features())
+        return compute(
+            loaded.snapshot, built, feedback, self.clock, supported_features(), loaded.statuses()
+        )
 
 
 def check(

@@ -58,6 +58,7 @@ def _run(case: Path, stage: str) -> Any:
         DataPlaneFeedback(applied=True),
         StatusClock(now=lambda: "2026-01-01T00:00:00Z"),
         ["Gateway", "HTTPRoute", "ReferenceGrant"],
+        loaded.statuses(),
     )
     out: dict[str, Any] = {}
     if loaded.errors:

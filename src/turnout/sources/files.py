@@ -127,6 +127,14 @@ class LoadResult:
     stale: set[ObjectKey] = field(default_factory=set)
     """Objects kept at their last good version because the current one is broken."""
 
+    def statuses(self) -> dict[ObjectKey, dict[str, Any]]:
+        """The `status` each object was written with (other controllers' entries)."""
+        return {
+            key: origin.raw["status"]
+            for key, origin in self.origins.items()
+            if isinstance(origin.raw.get("status"), dict)
+        }
+
 
 def _describe(kind: str | None, namespace: str | None, name: str | None) -> str:
     if kind is None:

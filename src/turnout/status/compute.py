@@ -64,7 +64,20 @@ def compute(
     feedback: DataPlaneFeedback,
     clock: StatusClock,
     supported_features: list[str],
+    input_status: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """Every GatewayClass, Gateway and HTTPRoute, with status.
+
+    `input_status` is the status each object came with, by (kind, namespace, name)
+    (namespace "" for cluster-scoped kinds): kept for objects that are not ours and for
+    route parent entries of other controllers.
+    """
+    given = input_status or {}
+
+    def _object(obj: TopLevelObject) -> dict[str, Any]:
+        kind = type(obj).__name__  # the model classes are named after their kinds
+        return _as_written(obj, given.get((kind, *obj.key)))
+
     items: list[dict[str, Any]] = []
     for name, gateway_class in sorted(snapshot.gateway_classes.items()):
         item = _object(gateway_class)
@@ -99,13 +112,17 @@ def compute(
     return items
 
 
-def _object(obj: TopLevelObject) -> dict[str, Any]:
-    """The object as the API server would return it (status as given in the input)."""
+def _as_written(obj: TopLevelObject, status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The object as the API server would return it, with the status it was given."""
     dumped: dict[str, Any] = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
     metadata = dumped.get("metadata", {})
+    if not obj.cluster_scoped:
+        metadata["namespace"] = obj.namespace
     for empty in ("labels", "annotations"):
         if not metadata.get(empty):
             metadata.pop(empty, None)
+    if status:
+        dumped["status"] = dict(status)
     return dumped
 
 
