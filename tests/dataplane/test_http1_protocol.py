@@ -9,6 +9,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from turnout import ir
 from turnout.dataplane.http1 import ClientConnection, SocketState
@@ -313,3 +315,31 @@ async def test_client_gone_closes_upstream() -> None:
     client.connection_lost(None)
     assert upstream_transport.aborted
     assert upstream.pool.idle == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chunks=st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.sampled_from(
+                [
+                    b"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n",
+                    b"POST /old HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    b"5\r\nhello\r\n",
+                    b"0\r\n\r\n",
+                    b"Content-Length: 3\r\n",
+                    b"\r\n",
+                    b"HTTP/1.0",
+                ]
+            ),
+        ),
+        max_size=12,
+    )
+)
+def test_hostile_input_never_raises(chunks: list[bytes]) -> None:
+    client, transport = _client(_table(ROUTES, FakeUpstreams()))
+    for chunk in chunks:
+        client.data_received(chunk)  # must not raise, whatever the bytes
+    for response in _responses(transport.data()):
+        assert response.status in (301, 400, 404, 418, 431, 503)
