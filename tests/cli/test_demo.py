@@ -74,6 +74,10 @@ def test_probes_and_curl() -> None:
         "answered by pod landing-request-v1-6c9d8f7b5-r2d2x or "
         "landing-request-v2-58b7c6d9f-c3p0z (namespace landing) (a weighted split: see the route)"
     )
+    assert probes[0].curl("127.0.0.2", 80) == (
+        "curl --resolve deathstar.empire.galactic.gov:80:127.0.0.2 "
+        "http://deathstar.empire.galactic.gov/"
+    )
     assert probes[4].answer() == "404: no listener of the Gateway has this hostname"
     assert probes[0].curl("127.0.0.1", 8080) == (
         "curl --resolve deathstar.empire.galactic.gov:8080:127.0.0.1 "

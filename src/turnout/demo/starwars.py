@@ -105,10 +105,8 @@ class Probe:
     status: int = 200
 
     def curl(self, address: str, port: int) -> str:
-        return (
-            f"curl --resolve {self.hostname}:{port}:{address} "
-            f"http://{self.hostname}:{port}{self.path}"
-        )
+        authority = self.hostname if port == 80 else f"{self.hostname}:{port}"
+        return f"curl --resolve {self.hostname}:{port}:{address} http://{authority}{self.path}"
 
     def answer(self) -> str:
         if self.status != 200:
@@ -158,9 +156,10 @@ async def http_get(address: str, port: int, host: str, path: str) -> tuple[int, 
 
 async def try_probe(probe: Probe, address: str, port: int) -> str | None:
     """None if the gateway answers as `probe` says, else what went wrong."""
+    host = probe.hostname if port == 80 else f"{probe.hostname}:{port}"  # as curl sends it
     try:
         status, rest = await asyncio.wait_for(
-            http_get(address, port, f"{probe.hostname}:{port}", probe.path), timeout=5.0
+            http_get(address, port, host, probe.path), timeout=5.0
         )
     except (OSError, TimeoutError) as exc:
         return f"no answer: {exc or type(exc).__name__}"
