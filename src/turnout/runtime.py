@@ -224,7 +224,16 @@ class Standalone:
         self._reported = current
 
     async def _watch(self) -> None:
-        async for _changes in watch_paths(list(self.options.paths)):
+        """Reload on every batch of changes; a failing watcher is restarted."""
+        while True:
+            try:
+                async for _changes in watch_paths(list(self.options.paths)):
+                    await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("watching %s failed; retrying in 1 s", self.options.paths)
+            await asyncio.sleep(1.0)
             await self.reload()
 
 
