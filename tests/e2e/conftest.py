@@ -131,8 +131,17 @@ def backends(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
     def start(name: str, namespace: str = "default") -> Backend:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "turnout.demo.echo", "--listen", f"127.0.0.1:{port}",
-             "--name", name, "--namespace", namespace],
+            [
+                sys.executable,
+                "-m",
+                "turnout.demo.echo",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--name",
+                name,
+                "--namespace",
+                namespace,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -159,8 +168,19 @@ def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
         log = tmp_path / f"turnout-{len(started)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "turnout", "run", "-f", str(directory),
-                 "--admin", f"127.0.0.1:{admin_port}", "--address-pool", pool, *extra],
+                [
+                    sys.executable,
+                    "-m",
+                    "turnout",
+                    "run",
+                    "-f",
+                    str(directory),
+                    "--admin",
+                    f"127.0.0.1:{admin_port}",
+                    "--address-pool",
+                    pool,
+                    *extra,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

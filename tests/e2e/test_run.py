@@ -24,8 +24,8 @@ metadata: {name: gw, namespace: default}
 spec:
   gatewayClassName: turnout
   listeners:
-  - {name: http, port: %d, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
-""" % PORT
+  - {name: http, port: PORT, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+""".replace("PORT", str(PORT))
 
 
 def route_yaml(name: str, *, hostnames: str = "[]", rules: str, namespace: str = "default") -> str:
@@ -59,7 +59,9 @@ def test_gateway_status_and_address(
 ) -> None:
     echo = backends("echo-1")
     _write(tmp_path, "gw.yaml", CLASS_AND_GATEWAY + service_yaml("echo", "default", [echo]))
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: echo, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: echo, port: 8080}]")
+    )
     t = turnout(tmp_path)
     gw = t.find("Gateway", "gw")
     address = gw["status"]["addresses"][0]
@@ -70,9 +72,14 @@ def test_gateway_status_and_address(
         assert conditions(gw, "status")[cond]["observedGeneration"] == 1
     listener = gw["status"]["listeners"][0]
     assert listener["attachedRoutes"] == 1
-    assert listener["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]
+    assert listener["supportedKinds"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}
+    ]
     assert {c["type"]: c["status"] for c in listener["conditions"]} == {
-        "Accepted": "True", "ResolvedRefs": "True", "Conflicted": "False", "Programmed": "True"
+        "Accepted": "True",
+        "ResolvedRefs": "True",
+        "Conflicted": "False",
+        "Programmed": "True",
     }
     gc = t.find("GatewayClass", "turnout", None)
     assert conditions(gc, "status")["Accepted"]["status"] == "True"
@@ -135,7 +142,11 @@ def test_reference_grant_revocation(
     _write(
         tmp_path,
         "route.yaml",
-        route_yaml("team", namespace="team", rules="  - backendRefs: [{name: landing, namespace: landing, port: 8080}]"),
+        route_yaml(
+            "team",
+            namespace="team",
+            rules="  - backendRefs: [{name: landing, namespace: landing, port: 8080}]",
+        ),
     )
     grant = """apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
@@ -190,12 +201,16 @@ def test_live_reload_and_generation(
     a, b = backends("a"), backends("b")
     base = CLASS_AND_GATEWAY + service_yaml("a", "default", [a]) + service_yaml("b", "default", [b])
     _write(tmp_path, "base.yaml", base)
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]")
+    )
     t = turnout(tmp_path)
     addr = t.address("gw")
     assert request(addr, PORT, "/").json()["pod"] == "a"
     changed = time.monotonic()
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: b, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: b, port: 8080}]")
+    )
     wait_for(lambda: request(addr, PORT, "/").json()["pod"] == "b", timeout=5, what="reload")
     # The issue's contract: applied within a second (generous bound for noisy machines).
     assert time.monotonic() - changed < 3.0
@@ -210,7 +225,9 @@ def test_broken_file_keeps_last_good_config(
 ) -> None:
     a = backends("a")
     _write(tmp_path, "base.yaml", CLASS_AND_GATEWAY + service_yaml("a", "default", [a]))
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]")
+    )
     t = turnout(tmp_path)
     addr = t.address("gw")
     _write(tmp_path, "route.yaml", "apiVersion: [unclosed\n")
@@ -246,7 +263,9 @@ def test_port_in_use_reports_listener_not_programmed(
         f"  - {{name: busy, port: {busy_port}, protocol: HTTP}}\n  - {{name: http,",
     )
     _write(tmp_path, "all.yaml", text + service_yaml("a", "default", [a]))
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]")
+    )
     try:
         t = turnout(tmp_path)
         gw = t.find("Gateway", "gw")
@@ -272,7 +291,9 @@ metadata: {name: web}
 spec: {replicas: 3}
 """
     _write(tmp_path, "all.yaml", CLASS_AND_GATEWAY + service_yaml("a", "default", [a]) + deployment)
-    _write(tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]"))
+    _write(
+        tmp_path, "route.yaml", route_yaml("r", rules="  - backendRefs: [{name: a, port: 8080}]")
+    )
     t = turnout(tmp_path)
     assert request(t.address("gw"), PORT, "/").status == 200
     assert not any(i["kind"] == "Deployment" for i in t.status())
