@@ -50,7 +50,9 @@ class CheckResult:
     items: list[dict[str, Any]]  # Kubernetes-shaped objects with .status filled in
     errors: list[str]  # load/validation errors, each naming file, document, object, field
     warnings: list[str]  # unknown fields and similar
-    ignored: list[str]  # objects of kinds turnout does not use ("file#doc: apiVersion kind ns/name")
+    ignored: list[
+        str
+    ]  # objects of kinds turnout does not use ("file#doc: apiVersion kind ns/name")
 
 
 class AddressAllocator:
@@ -176,9 +178,7 @@ class Standalone:
 
     async def start(self) -> None:
         await self.reload()
-        self._admin = await start_admin(
-            self.options.admin_host, self.options.admin_port, self
-        )
+        self._admin = await start_admin(self.options.admin_host, self.options.admin_port, self)
         self._tasks.append(asyncio.create_task(self._watch()))
 
     async def stop(self) -> None:
@@ -218,7 +218,9 @@ class Standalone:
             )
 
     def _log_problems(self, loaded: LoadResult) -> None:
-        current = {f"error: {e}" for e in loaded.errors} | {f"warning: {w}" for w in loaded.warnings}
+        current = {f"error: {e}" for e in loaded.errors} | {
+            f"warning: {w}" for w in loaded.warnings
+        }
         for line in sorted(current - self._reported):
             (log.error if line.startswith("error") else log.warning)("%s", line)
         self._reported = current

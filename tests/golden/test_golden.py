@@ -67,7 +67,11 @@ def _run(case: Path, stage: str) -> Any:
         {
             "kind": item["kind"],
             "name": item["metadata"]["name"],
-            **({"namespace": item["metadata"]["namespace"]} if "namespace" in item["metadata"] else {}),
+            **(
+                {"namespace": item["metadata"]["namespace"]}
+                if "namespace" in item["metadata"]
+                else {}
+            ),
             "status": item["status"],
         }
         for item in items

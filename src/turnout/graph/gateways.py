@@ -29,9 +29,7 @@ PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
 _PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
 
 
-def build_gateway_classes(
-    snapshot: Snapshot, controller_name: str
-) -> dict[str, GatewayClassNode]:
+def build_gateway_classes(snapshot: Snapshot, controller_name: str) -> dict[str, GatewayClassNode]:
     """Nodes for the classes whose controllerName is ours; others are not our business."""
     nodes: dict[str, GatewayClassNode] = {}
     for name, gateway_class in sorted(snapshot.gateway_classes.items()):
@@ -132,8 +130,7 @@ def _mark_conflicts(listeners: list[ListenerNode]) -> None:
             for ln in group:
                 conflicts[id(ln)] = (
                     c.LISTENER_CONFLICTED_PROTOCOL,
-                    f"port {port} is shared by listeners of incompatible protocols "
-                    f"({protocols})",
+                    f"port {port} is shared by listeners of incompatible protocols ({protocols})",
                 )
             continue
         by_hostname: dict[str, list[ListenerNode]] = defaultdict(list)

@@ -97,7 +97,9 @@ def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
             if error is not None:
                 unresolved.append(error)
             resolved.backend_mirror_clusters.append(
-                _mirrors(ref.filters, f"{field}.backendRefs[{j}].filters", route, resolver, unresolved)
+                _mirrors(
+                    ref.filters, f"{field}.backendRefs[{j}].filters", route, resolver, unresolved
+                )
             )
         resolved.mirror_clusters = _mirrors(
             rule.filters, f"{field}.filters", route, resolver, unresolved

@@ -101,9 +101,7 @@ def _hostname_rank(route: RouteNode, effective: str) -> tuple[int, int]:
 
 def _virtual_hosts(groups: dict[str, list[KeyedRule]]) -> tuple[ir.VirtualHost, ...]:
     """Each virtual host holds every rule a request for it may match, in order."""
-    wildcards = sorted(
-        (h for h in groups if hostnames.is_wildcard(h)), key=hostnames.specificity
-    )
+    wildcards = sorted((h for h in groups if hostnames.is_wildcard(h)), key=hostnames.specificity)
     catch_all = [rule for _, rule in groups.get(hostnames.ANY, [])]
     result = []
     for hostname in sorted(groups, key=lambda h: (hostnames.specificity(h), h)):
@@ -198,7 +196,9 @@ def _match(match: HTTPRouteMatch) -> ir.RouteMatch:
     headers: dict[str, ir.HeaderMatch] = {}
     for header in match.headers:
         # Only the first entry of a name counts (HTTPHeaderMatch.Name).
-        headers.setdefault(header.name.lower(), ir.HeaderMatch(header.name.lower(), header.type, header.value))
+        headers.setdefault(
+            header.name.lower(), ir.HeaderMatch(header.name.lower(), header.type, header.value)
+        )
     params: dict[str, ir.QueryParamMatch] = {}
     for param in match.query_params:
         params.setdefault(param.name, ir.QueryParamMatch(param.name, param.type, param.value))

@@ -84,7 +84,9 @@ def compute(
         node = graph.gateway_classes.get(name)
         if node is not None:
             item["status"] = {
-                "conditions": _conditions(clock, ("GatewayClass", name), node.conditions, gateway_class),
+                "conditions": _conditions(
+                    clock, ("GatewayClass", name), node.conditions, gateway_class
+                ),
                 "supportedFeatures": [{"name": f} for f in sorted(supported_features)],
             }
         items.append(item)
