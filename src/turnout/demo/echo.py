@@ -224,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     host, _, port = args.listen.rpartition(":")
 
     async def serve() -> None:
-        server = await start_echo(host or "0.0.0.0", int(port), name=args.name)
+        server = await start_echo(
+            host or "0.0.0.0", int(port), name=args.name, namespace=args.namespace
+        )
         print(f"echo {args.name} listening on {args.listen}", flush=True)
         async with server:
             await server.serve_forever()

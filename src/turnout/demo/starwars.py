@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.markup import escape
+
+from turnout.sources.files import FileSource
 
 GATEWAY = "infra/deathstar-gateway"
 TEAMS = ("deathstar", "eye-of-palpatine")
@@ -51,40 +50,22 @@ class Backend:
     port: int
 
 
-def _documents(directory: Path) -> Iterator[dict[str, Any]]:
-    # The files `turnout run` reads: YAML/JSON anywhere under the directory, skipping
-    # names that start with a dot (editor temporaries), and the items of a `List`.
-    for path in sorted(directory.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.is_dir():
-            yield from _documents(path)
-            continue
-        if path.suffix not in (".yaml", ".yml", ".json"):
-            continue
-        for document in yaml.safe_load_all(path.read_text()):
-            if isinstance(document, dict) and document.get("kind") == "List":
-                yield from (i for i in document.get("items") or [] if isinstance(i, dict))
-            elif isinstance(document, dict):
-                yield document
-
-
 def backends(directory: Path) -> list[Backend]:
-    """Every ready endpoint of every EndpointSlice in `directory`, once each."""
+    """Every ready endpoint of every EndpointSlice in `directory`, once each.
+
+    Read with the same loader `turnout run` uses, so the demo starts exactly the
+    backends the gateway will send traffic to.
+    """
+    snapshot = FileSource([directory]).load().snapshot
     found: dict[tuple[str, int], Backend] = {}
-    for doc in _documents(directory):
-        if doc.get("kind") != "EndpointSlice":
-            continue
-        namespace = str((doc.get("metadata") or {}).get("namespace", "default"))
-        service = str(
-            ((doc.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name", "?")
-        )
-        ports = [int(p["port"]) for p in doc.get("ports") or [] if "port" in p]
-        for endpoint in doc.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
+    for (namespace, _), endpoint_slice in sorted(snapshot.endpoint_slices.items()):
+        ports = [p.port for p in endpoint_slice.ports or [] if p.port is not None]
+        for endpoint in endpoint_slice.endpoints:
+            if endpoint.conditions.ready is False:
                 continue
-            pod = str((endpoint.get("targetRef") or {}).get("name") or service)
-            for address in endpoint.get("addresses") or []:
+            target = endpoint.target_ref or {}
+            pod = str(target.get("name") or endpoint_slice.service_name or "?")
+            for address in endpoint.addresses:
                 for port in ports:
                     found.setdefault((address, port), Backend(namespace, pod, address, port))
     return list(found.values())
