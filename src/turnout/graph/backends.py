@@ -125,7 +125,7 @@ class BackendResolver:
         self, namespace: str, service: str, port_name: str | None
     ) -> list[tuple[str, int]]:
         """Ready endpoints of a Service port: the union of all its EndpointSlices."""
-        found: list[tuple[str, int]] = []
+        found: dict[tuple[str, int], None] = {}  # ordered set
         for endpoint_slice in self._slices.get((namespace, service), ()):
             target_port = next(
                 (
@@ -142,6 +142,5 @@ class BackendResolver:
                 if endpoint.conditions.ready is False:
                     continue
                 for address in endpoint.addresses:
-                    if (address, target_port) not in found:
-                        found.append((address, target_port))
-        return found
+                    found[(address, target_port)] = None
+        return list(found)

@@ -52,15 +52,10 @@ class ListenerNode:
         return self.accepted and not self.conflicted and self.gateway.accepted
 
 
-@dataclass(eq=False)
-class GatewayNode:
-    obj: Gateway
-    gateway_class: GatewayClassNode
-    address: str | None
-    listeners: list[ListenerNode] = field(default_factory=list)
-    accepted: bool = False
-    # The Accepted condition (Programmed is computed with data-plane feedback).
-    conditions: list[Condition] = field(default_factory=list)
+class _NamespacedNode:
+    """namespace, name and key of a node wrapping a namespaced object."""
+
+    obj: Gateway | HTTPRoute
 
     @property
     def namespace(self) -> str:
@@ -72,7 +67,18 @@ class GatewayNode:
 
     @property
     def key(self) -> Key:
-        return (self.namespace, self.name)
+        return self.obj.key
+
+
+@dataclass(eq=False)
+class GatewayNode(_NamespacedNode):
+    obj: Gateway
+    gateway_class: GatewayClassNode
+    address: str | None
+    listeners: list[ListenerNode] = field(default_factory=list)
+    accepted: bool = False
+    # The Accepted condition (Programmed is computed with data-plane feedback).
+    conditions: list[Condition] = field(default_factory=list)
 
 
 @dataclass
@@ -112,7 +118,7 @@ class ParentStatus:
 
 
 @dataclass(eq=False)
-class RouteNode:
+class RouteNode(_NamespacedNode):
     obj: HTTPRoute
     rules: list[ResolvedRule] = field(default_factory=list)
     # Conditions that apply to every parent (ResolvedRefs, PartiallyInvalid, ...).
@@ -121,18 +127,6 @@ class RouteNode:
     invalid: Condition | None = None
     parents: list[ParentStatus] = field(default_factory=list)
 
-    @property
-    def namespace(self) -> str:
-        return self.obj.namespace
-
-    @property
-    def name(self) -> str:
-        return self.obj.metadata.name
-
-    @property
-    def key(self) -> Key:
-        return (self.namespace, self.name)
-
 
 @dataclass
 class Graph:
@@ -140,5 +134,5 @@ class Graph:
     gateway_classes: dict[str, GatewayClassNode]
     gateways: dict[Key, GatewayNode]
     routes: dict[Key, RouteNode]
-    # cluster name -> ready endpoints [(address, port)] and app protocol
+    # cluster name -> ready endpoints [(address, port)]
     clusters: dict[str, list[tuple[str, int]]]
