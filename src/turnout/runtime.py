@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import logging
 import signal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,16 @@ from turnout import DEFAULT_CONTROLLER_NAME, graph, ir
 from turnout.admin.server import start_admin
 from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
-from turnout.graph.model import Graph
+from turnout.graph.model import Graph, Key
 from turnout.ir import build as ir_build
 from turnout.sources.files import FileSource, LoadResult
+from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
 
 log = logging.getLogger("turnout")
+
+Pool = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,7 @@ class RunOptions:
     paths: tuple[Path, ...]
     admin_host: str = "127.0.0.1"
     admin_port: int = 9901
-    address_pool: ipaddress.IPv4Network | ipaddress.IPv6Network = field(
-        default_factory=lambda: ipaddress.ip_network("127.0.0.0/24")
-    )
+    address_pool: Pool = field(default_factory=lambda: ipaddress.ip_network("127.0.0.0/24"))
     port_offset: int = 0
     controller_name: str = DEFAULT_CONTROLLER_NAME
 
@@ -55,33 +57,122 @@ class CheckResult:
     ]  # objects of kinds turnout does not use ("file#doc: apiVersion kind ns/name")
 
 
+@dataclass(frozen=True)
+class AddressAssignment:
+    """The allocator's answer: the address each Gateway is served on, and why not more.
+
+    ``unusable`` names, per Gateway, each requested static address it does not get, with
+    the reason (status: ``Programmed=False/AddressNotUsable``).
+    """
+
+    addresses: dict[Key, str | None]
+    unusable: dict[Key, tuple[str, ...]]
+
+
 class AddressAllocator:
     """Hands out pool addresses to Gateways, as a LoadBalancer controller would.
 
-    A Gateway keeps its address for as long as it exists; new Gateways get the lowest
-    free address. Keys are processed in sorted order, so a fresh process assigns the
-    same addresses to the same set of Gateways.
+    ``assign`` takes, per Gateway, the static IPAddress values of its ``spec.addresses``
+    (empty: "pick one for me"). A Gateway is served on one address: the first requested
+    value that is in the pool and free, else (when it requests none) the lowest free pool
+    address not requested by any Gateway. A Gateway keeps its address for as long as it
+    exists and still asks for it, so reloads never move a live Gateway; among new
+    claimants of one static address the first in key order wins. Keys are processed in
+    sorted order, so a fresh process assigns the same addresses to the same Gateways.
     """
 
-    def __init__(self, pool: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
-        self._assigned: dict[tuple[str, str], str] = {}
+        self._assigned: dict[Key, str] = {}
 
-    def assign(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-        wanted = set(keys)
-        self._assigned = {k: a for k, a in self._assigned.items() if k in wanted}
-        used = set(self._assigned.values())
-        free = (str(host) for host in self._pool.hosts() if str(host) not in used)
-        result: dict[tuple[str, str], str | None] = {}
+    def assign(self, requests: Mapping[Key, Sequence[str]]) -> AddressAssignment:
+        wanted = {key: [_canonical_ip(v) for v in values] for key, values in requests.items()}
+        # Keep what each Gateway holds while it still exists and still asks for it.
+        self._assigned = {
+            key: address
+            for key, address in self._assigned.items()
+            if key in wanted and (not wanted[key] or address in wanted[key])
+        }
+        holders = {address: key for key, address in self._assigned.items()}
+        unusable: dict[Key, tuple[str, ...]] = {}
+        # Static requests first, so that automatic picks never take a requested address.
+        for key in sorted(k for k, values in wanted.items() if values):
+            problems = []
+            for value in wanted[key]:
+                problem = self._claim(key, value, holders)
+                if problem is not None:
+                    problems.append(problem)
+            if problems:
+                unusable[key] = tuple(problems)
+        requested = {value for values in wanted.values() for value in values}
+        free = (
+            str(host)
+            for host in self._pool.hosts()
+            if str(host) not in holders and str(host) not in requested
+        )
+        addresses: dict[Key, str | None] = {}
         for key in sorted(wanted):
-            if key not in self._assigned:
+            if key not in self._assigned and not wanted[key]:
                 address = next(free, None)
-                if address is None:
-                    result[key] = None
-                    continue
-                self._assigned[key] = address
-            result[key] = self._assigned[key]
-        return result
+                if address is not None:
+                    self._assigned[key] = address
+                    holders[address] = key
+            addresses[key] = self._assigned.get(key)
+        return AddressAssignment(addresses, unusable)
+
+    def _claim(self, key: Key, value: str, holders: dict[str, Key]) -> str | None:
+        """Give ``value`` to ``key`` if it can have it; else say why not."""
+        held = self._assigned.get(key)
+        if held == value:
+            return None
+        if not _in_pool(value, self._pool):
+            return f"{value} is not a host address of the address pool {self._pool}"
+        holder = holders.get(value)
+        if holder is not None:
+            return f"{value} is used by Gateway {holder[0]}/{holder[1]}"
+        if held is not None:
+            return f"{value}: turnout serves a Gateway on one address, and this one has {held}"
+        self._assigned[key] = value
+        holders[value] = key
+        return None
+
+
+def _canonical_ip(value: str) -> str:
+    """One spelling per address (``::0:1`` and ``::1`` are the same address)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return value  # validation rejects these; _in_pool then says it is unusable
+
+
+def _in_pool(value: str, pool: Pool) -> bool:
+    """A usable host address of ``pool`` (not its network or broadcast address)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    if address.version != pool.version or address not in pool:
+        return False
+    if pool.num_addresses <= 2:
+        return True  # /31, /32 (and IPv6 /127, /128): every address is a host
+    if address == pool.network_address:
+        return False
+    return address.version == 6 or address != pool.broadcast_address
+
+
+def requested_addresses(snapshot: Snapshot, keys: Sequence[Key]) -> dict[Key, list[str]]:
+    """Static IPAddress values per Gateway, the allocator's input.
+
+    Other address types make the Gateway Accepted=False/UnsupportedAddress (graph), and
+    such a Gateway must not hold an address: it asks for nothing here and is skipped.
+    """
+    requests: dict[Key, list[str]] = {}
+    for key in keys:
+        spec_addresses = snapshot.gateways[key].spec.addresses
+        if any(a.type != "IPAddress" for a in spec_addresses):
+            continue
+        requests[key] = [a.value for a in spec_addresses if a.value is not None]
+    return requests
 
 
 @dataclass
@@ -102,8 +193,14 @@ class Pipeline:
         loaded = self.source.load()
         snapshot = loaded.snapshot
         controller = self.options.controller_name
-        addresses = self.allocator.assign(graph.gateways_of_our_classes(snapshot, controller))
-        built = graph.build(snapshot, controller_name=controller, addresses=addresses)
+        keys = graph.gateways_of_our_classes(snapshot, controller)
+        assignment = self.allocator.assign(requested_addresses(snapshot, keys))
+        built = graph.build(
+            snapshot,
+            controller_name=controller,
+            addresses=assignment.addresses,
+            unusable_addresses=assignment.unusable,
+        )
         self.version += 1
         config = ir_build.build(built, port_offset=self.options.port_offset, version=self.version)
         return loaded, built, config
@@ -120,7 +217,7 @@ def check(
     paths: list[Path] | tuple[Path, ...],
     *,
     controller_name: str = DEFAULT_CONTROLLER_NAME,
-    address_pool: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None,
+    address_pool: Pool | None = None,
     port_offset: int = 0,
 ) -> CheckResult:
     """Compute status offline, predicting that every listener binds."""

@@ -20,7 +20,7 @@ import yaml
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph
 from turnout.ir import build as ir_build
-from turnout.runtime import AddressAllocator
+from turnout.runtime import AddressAllocator, requested_addresses
 from turnout.sources.files import FileSource
 from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
 
@@ -47,8 +47,14 @@ def _run(case: Path, stage: str) -> Any:
     loaded = source.load()
     snapshot = loaded.snapshot
     allocator = AddressAllocator(ipaddress.ip_network("127.0.0.0/24"))
-    addresses = allocator.assign(graph.gateways_of_our_classes(snapshot, DEFAULT_CONTROLLER_NAME))
-    built = graph.build(snapshot, controller_name=DEFAULT_CONTROLLER_NAME, addresses=addresses)
+    keys = graph.gateways_of_our_classes(snapshot, DEFAULT_CONTROLLER_NAME)
+    assignment = allocator.assign(requested_addresses(snapshot, keys))
+    built = graph.build(
+        snapshot,
+        controller_name=DEFAULT_CONTROLLER_NAME,
+        addresses=assignment.addresses,
+        unusable_addresses=assignment.unusable,
+    )
     if stage == "ir":
         config = ir_build.build(built, version=1)
         return msgspec.to_builtins(config)

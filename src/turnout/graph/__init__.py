@@ -17,17 +17,23 @@ from turnout.sources.snapshot import Snapshot
 
 
 def build(
-    snapshot: Snapshot, *, controller_name: str, addresses: Mapping[Key, str | None]
+    snapshot: Snapshot,
+    *,
+    controller_name: str,
+    addresses: Mapping[Key, str | None],
+    unusable_addresses: Mapping[Key, tuple[str, ...]] | None = None,
 ) -> Graph:
     """Compute classes, gateways, listeners and routes with their verdicts.
 
     `addresses` maps each Gateway to the address assigned to it (by the runtime's
-    allocator, which owns that state), or None when none could be assigned.
+    allocator, which owns that state), or None when none could be assigned;
+    `unusable_addresses` lists the requested static addresses it could not give, with
+    the reason.
     """
     # GatewayClasses first: a Gateway is only ours if its class is.
     classes = build_gateway_classes(snapshot, controller_name)
     # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
-    gateways = build_gateways(snapshot, classes, addresses)
+    gateways = build_gateways(snapshot, classes, addresses, unusable_addresses or {})
     # Routes: rules, backends and attachment; this also counts attachedRoutes.
     resolver = BackendResolver(snapshot)
     routes = build_routes(snapshot, gateways, resolver)

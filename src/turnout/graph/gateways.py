@@ -55,13 +55,16 @@ def build_gateways(
     snapshot: Snapshot,
     classes: Mapping[str, GatewayClassNode],
     addresses: Mapping[Key, str | None],
+    unusable_addresses: Mapping[Key, tuple[str, ...]],
 ) -> dict[Key, GatewayNode]:
     nodes: dict[Key, GatewayNode] = {}
     for key, gateway in sorted(snapshot.gateways.items()):
         gateway_class = classes.get(gateway.spec.gateway_class_name)
         if gateway_class is None:
             continue  # not a class of ours (or no such class): leave it alone
-        node = GatewayNode(gateway, gateway_class, addresses.get(key))
+        node = GatewayNode(
+            gateway, gateway_class, addresses.get(key), unusable_addresses.get(key, ())
+        )
         node.listeners = [_listener_node(node, listener) for listener in gateway.spec.listeners]
         _mark_conflicts(node.listeners)
         _accept_gateway(node, gateway)
@@ -179,17 +182,21 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
             )
         ]
         return
-    # An IPAddress entry without a value asks for an assigned address, which is what
-    # the pool does anyway (GatewaySpecAddress.Value: "When a value is unspecified, an
-    # implementation SHOULD automatically assign an address matching the requested type").
-    if any(not _assignable(address) for address in gateway.spec.addresses):
+    unsupported = _unsupported_addresses(gateway.spec.addresses)
+    if unsupported:
         node.conditions = [
             c.gateway_unsupported_address(
-                "spec.addresses: static addresses are not supported yet; remove the values "
-                "(or the field) and turnout assigns an IPAddress from its pool"
+                f"{'; '.join(unsupported)}: turnout serves Gateways on IPAddress addresses "
+                "only (with a value from its address pool, or none to have one assigned)"
             )
         ]
         return
+    # Usable type, unusable value (outside the pool, taken by another Gateway): still
+    # Accepted, but not Programmed as asked (GatewayStaticAddresses).
+    if node.unusable_addresses:
+        node.address_condition = c.gateway_address_not_usable(
+            "spec.addresses: " + "; ".join(node.unusable_addresses)
+        )
     invalid = [ln for ln in node.listeners if not _listener_valid(ln)]
     if not any(ln.accepted for ln in node.listeners):
         node.conditions = [
@@ -209,8 +216,18 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
         node.conditions = [c.gateway_accepted()]
 
 
-def _assignable(address: GatewaySpecAddress) -> bool:
-    return address.type == "IPAddress" and address.value is None
+def _unsupported_addresses(addresses: list[GatewaySpecAddress]) -> list[str]:
+    """Entries of a type turnout cannot serve (Hostname, NamedAddress, domain-prefixed).
+
+    An IPAddress entry without a value asks for an assigned address (GatewaySpecAddress
+    .Value: "an implementation SHOULD automatically assign an address matching the
+    requested type"), which the allocator does.
+    """
+    return [
+        f"spec.addresses[{i}]: type {address.type} is not supported"
+        for i, address in enumerate(addresses)
+        if address.type != "IPAddress"
+    ]
 
 
 def _listener_valid(listener: ListenerNode) -> bool:

@@ -75,10 +75,15 @@ class GatewayNode(_NamespacedNode):
     obj: Gateway
     gateway_class: GatewayClassNode
     address: str | None
+    # Requested static addresses the Gateway does not get, each with the reason.
+    unusable_addresses: tuple[str, ...] = ()
     listeners: list[ListenerNode] = field(default_factory=list)
     accepted: bool = False
     # The Accepted condition (Programmed is computed with data-plane feedback).
     conditions: list[Condition] = field(default_factory=list)
+    # Set when requested addresses cannot be used: Programmed says so, whatever the
+    # data plane reports.
+    address_condition: Condition | None = None
 
 
 @dataclass

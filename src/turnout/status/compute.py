@@ -195,6 +195,8 @@ def _gateway_programmed(
 ) -> Condition:
     if not node.accepted:
         return c.gateway_not_programmed_invalid("the Gateway is not accepted")
+    if node.address_condition is not None:
+        return node.address_condition
     if node.address is None:
         return c.gateway_address_not_assigned("the address pool has no free address left")
     if not feedback.applied:

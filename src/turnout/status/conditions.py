@@ -44,6 +44,7 @@ GATEWAY_PROGRAMMED_PROGRAMMED = "Programmed"
 GATEWAY_PROGRAMMED_INVALID = "Invalid"
 GATEWAY_PROGRAMMED_PENDING = "Pending"
 GATEWAY_PROGRAMMED_ADDRESS_NOT_ASSIGNED = "AddressNotAssigned"
+GATEWAY_PROGRAMMED_ADDRESS_NOT_USABLE = "AddressNotUsable"
 
 LISTENER_ACCEPTED_ACCEPTED = "Accepted"
 LISTENER_ACCEPTED_UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
@@ -133,6 +134,11 @@ def gateway_programmed_pending() -> Condition:
 
 def gateway_address_not_assigned(message: str) -> Condition:
     return Condition(PROGRAMMED, "False", GATEWAY_PROGRAMMED_ADDRESS_NOT_ASSIGNED, message)
+
+
+def gateway_address_not_usable(message: str) -> Condition:
+    """A requested static address cannot be used (outside the pool, or taken)."""
+    return Condition(PROGRAMMED, "False", GATEWAY_PROGRAMMED_ADDRESS_NOT_USABLE, message)
 
 
 # --- Listener --------------------------------------------------------------------------
