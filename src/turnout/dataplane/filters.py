@@ -8,13 +8,29 @@ the form the HTTP/1 code keeps after removing hop-by-hop headers.
 
 from __future__ import annotations
 
+import re
+
 from turnout import ir
 
 Header = tuple[bytes, bytes, bytes]  # (lower-case name, name as sent, value)
 
+# RFC 9110 5.1 token; 5.5 field-value: no CTL but HTAB (obs-text allowed).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+
 
 def _b(text: str) -> bytes:
     return text.encode("utf-8")
+
+
+def _field(name: str, value: str) -> Header:
+    """A header for a filter to write; ValueError when it could break the message framing."""
+    bname, bvalue = _b(name), _b(value)
+    if _TOKEN.fullmatch(bname) is None:
+        raise ValueError(f"header name {name!r} is not an HTTP token")
+    if _FIELD_VALUE.fullmatch(bvalue) is None:
+        raise ValueError(f"header {name} value {value!r} has control characters")
+    return (bname.lower(), bname, bvalue)
 
 
 class HeaderEdit:
@@ -28,8 +44,10 @@ class HeaderEdit:
     __slots__ = ("add", "remove", "set")
 
     def __init__(self, modifier: ir.HeaderModifier) -> None:
-        self.set = tuple((_b(n.lower()), _b(n), _b(v)) for n, v in modifier.set)
-        self.add = tuple((_b(n.lower()), _b(n), _b(v)) for n, v in modifier.add)
+        # Validated here, once: the loader already refuses control characters, but a CR or
+        # LF reaching the wire would let configuration inject headers or split messages.
+        self.set = tuple(_field(n, v) for n, v in modifier.set)
+        self.add = tuple(_field(n, v) for n, v in modifier.add)
         self.remove = frozenset(_b(n.lower()) for n in modifier.remove)
 
     def apply(self, headers: list[Header]) -> list[Header]:

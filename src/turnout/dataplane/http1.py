@@ -52,8 +52,16 @@ from typing import cast
 import httptools
 
 from turnout.dataplane import messages as msg
+from turnout.dataplane import watchdog as wd
+from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.router import RequestView, SocketTable, Target
-from turnout.dataplane.upstream import HIGH_WATER, LOW_WATER, EndpointPool, UpstreamConnection
+from turnout.dataplane.upstream import (
+    HIGH_WATER,
+    LOW_WATER,
+    EndpointPool,
+    UpstreamConnection,
+    UpstreamProtocolError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +71,12 @@ PAUSE_BUFFERED = 2  # too much request data waits for an upstream connection
 PAUSE_PIPELINE = 4  # too many pipelined requests queued
 PAUSE_DONE = 8  # no more requests will be read on this connection
 
-MAX_HEAD_BYTES = 64 * 1024  # request line + headers
 MAX_PIPELINED = 16
+
+# What the connection's deadline (see turnout.dataplane.watchdog) currently times.
+_TIMING_HEAD = 0  # reading a request head: header_timeout, then 408
+_TIMING_IDLE = 1  # keep-alive, nothing in flight: idle_timeout, then close
+_TIMING_BUSY = 2  # requests in flight: no deadline (route timeouts apply)
 
 _CONNECT = b"CONNECT"
 _HEAD = b"HEAD"
@@ -73,15 +85,24 @@ _HEAD = b"HEAD"
 class SocketState:
     """What the connections of one listening socket share; ``table`` is swapped on apply."""
 
-    __slots__ = ("connections", "table")
+    __slots__ = ("connections", "limits", "table")
 
-    def __init__(self, table: SocketTable) -> None:
+    def __init__(self, table: SocketTable, limits: Limits = DEFAULT_LIMITS) -> None:
         self.table = table
+        self.limits = limits
         self.connections: set[ClientConnection] = set()
 
 
 class _StopParsing(Exception):
     """Raised from a parser callback to stop reading requests on this connection."""
+
+
+class _Reject(Exception):
+    """Raised from a parser callback: answer ``status`` and close."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 class ClientConnection(asyncio.Protocol):
@@ -90,7 +111,11 @@ class ClientConnection(asyncio.Protocol):
     def __init__(self, state: SocketState) -> None:
         # per connection
         self.state = state
+        self.limits = state.limits
         self.transport: asyncio.Transport | None = None
+        self.watchdog: wd.Watchdog | None = None
+        self.deadline = 0.0  # see turnout.dataplane.watchdog
+        self._timing = _TIMING_HEAD
         self._open = False
         self._parser = httptools.HttpRequestParser(self)
         self.client_ip = b""
@@ -104,6 +129,7 @@ class ClientConnection(asyncio.Protocol):
         # per request, while its head is parsed
         self._in_head = True
         self._head_bytes = 0
+        self._feed_size = 0  # size of the buffer being parsed
         self._heads = 0  # request heads parsed on this connection
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -113,8 +139,19 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self.transport = transport
+        found = wd.for_running_loop()
+        if found is not None:
+            watchdog, loop = found
+            limits = self.limits
+            if len(watchdog.connections) >= limits.max_connections:
+                self._paused = PAUSE_DONE
+                transport.abort()  # over the per-worker limit: shed it before any work
+                return
+            watchdog.add(self, loop, min(limits.header_timeout, limits.idle_timeout))
+            self.watchdog = watchdog
+            self.deadline = watchdog.now + limits.header_timeout
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self._open = True
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]).encode("ascii") if isinstance(peer, tuple) and peer else b"unknown"
@@ -125,15 +162,20 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._paused & PAUSE_DONE:
             return
+        if self._timing == _TIMING_IDLE and self.watchdog is not None:
+            self._timing = _TIMING_HEAD  # a new request starts: its head must come in time
+            self.deadline = self.watchdog.now + self.limits.header_timeout
         heads_before = self._heads if self._in_head else -1
+        self._feed_size = len(data)
         self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             pass  # Upgrade is not supported: the request was served as a plain one, then close
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if not self._paused & PAUSE_DONE:
-                self._parse_failed(400)
+                reject = exc.__context__
+                self._parse_failed(reject.status if isinstance(reject, _Reject) else 400)
         except Exception:  # a bug: never let it escape into the event loop
             log.exception("error while handling a request")
             self._parse_failed(500)
@@ -144,7 +186,7 @@ class ClientConnection(asyncio.Protocol):
             # bytes (a head that started mid-buffer escapes counting for one read). llhttp
             # has no size limit and httptools buffers header values, so bound it here.
             self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
+            if self._head_bytes > self.limits.max_head_bytes and not self._paused & PAUSE_DONE:
                 self._parse_failed(431)
         dirty = self._dirty
         if dirty:
@@ -156,6 +198,9 @@ class ClientConnection(asyncio.Protocol):
         self._open = False
         self._paused |= PAUSE_DONE
         self.state.connections.discard(self)
+        if self.watchdog is not None:
+            self.watchdog.discard(self)
+            self.watchdog = None
         exchanges = list(self.exchanges)
         self.exchanges.clear()
         self._receiving = None
@@ -176,13 +221,25 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > self.limits.max_request_line:
+            raise _Reject(414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > self.limits.max_header_fields:
+            raise _Reject(431)
 
     def on_headers_complete(self) -> None:
         if self._paused & PAUSE_DONE:
             raise _StopParsing
+        self._timing = _TIMING_BUSY
+        self.deadline = 0.0
+        if self._head_bytes + self._feed_size > self.limits.max_head_bytes:
+            # The head may have arrived in one large read, past the count in data_received.
+            size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in self._headers)
+            if size > self.limits.max_head_bytes:
+                raise _Reject(431)
         self._in_head = False
         self._head_bytes = 0
         self._heads += 1
@@ -191,14 +248,25 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         parser = self._parser
+        version = parser.get_http_version()
+        request = msg.RequestHeaders(raw)
+        if version != "1.1":
+            if version != "1.0":
+                raise _Reject(505)
+            if request.chunked:
+                raise _Reject(400)  # RFC 9112 6.1: Transfer-Encoding in 1.0 is faulty framing
+        elif not request.host_count:
+            raise _Reject(400)  # RFC 9112 3.2: an HTTP/1.1 request must have a Host
+        if request.invalid:
+            raise _Reject(400)
         exchange = Exchange(
             self,
             keep_alive=parser.should_keep_alive() and not self.draining,
-            http10=parser.get_http_version() == "1.0",
+            http10=version == "1.0",
         )
         self._receiving = exchange
         self.exchanges.append(exchange)
-        route_request(exchange, parser.get_method(), url, msg.RequestHeaders(raw), self)
+        route_request(exchange, parser.get_method(), url, request, self)
         if len(self.exchanges) == 1:
             exchange.start()
         elif len(self.exchanges) >= MAX_PIPELINED:
@@ -256,6 +324,22 @@ class ClientConnection(asyncio.Protocol):
             self.set_paused(PAUSE_PIPELINE, False)
         if exchanges:
             exchanges[0].start()
+        elif self.watchdog is not None and self._in_head:
+            if self._url or self._headers or self._head_bytes:
+                self._timing = _TIMING_HEAD  # the next head is already arriving
+                self.deadline = self.watchdog.now + self.limits.header_timeout
+            else:
+                self._timing = _TIMING_IDLE
+                self.deadline = self.watchdog.now + self.limits.idle_timeout
+
+    def deadline_passed(self) -> None:
+        """Called by the watchdog: a head took too long, or the connection sat idle."""
+        if self.exchanges or not self._open:
+            return
+        if self._timing == _TIMING_HEAD and (self._url or self._headers or self._head_bytes):
+            self._parse_failed(408)
+        else:
+            self.close()
 
     def close(self) -> None:
         """Close after the bytes already written are sent."""
@@ -553,6 +637,8 @@ class Exchange:
             keep_alive=self.keep_alive,
             edits=() if target is None else target.response_edits,
         )
+        if head.invalid:
+            raise UpstreamProtocolError("invalid Transfer-Encoding in the response")
         if status < 200:
             self.interim = True
             if not self.http10 and status != 101:
@@ -605,7 +691,13 @@ class Exchange:
                 self.upstream_flush()
                 self.client.abort()  # truncated: closing is the only signal left
             return
-        if conn.requests > 1 and not self.has_body and not self.retried and self.pool:
+        if (
+            conn.requests > 1
+            and not self.has_body
+            and not self.retried
+            and self.pool
+            and not isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
+        ):
             self.retried = True  # a reused keep-alive connection raced with its close
             self.out = [self.head]
             self.pool.acquire(self, fresh=True)

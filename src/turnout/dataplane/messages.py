@@ -101,9 +101,24 @@ class RequestHeaders:
 
     ``kept`` holds the end-to-end headers in received order; Host, X-Forwarded-* and the
     hop-by-hop headers (including those named in Connection) are taken out.
+
+    ``invalid`` flags what llhttp lets through but a proxy must not forward (request
+    smuggling defences; llhttp itself rejects Content-Length with Transfer-Encoding,
+    duplicate or malformed Content-Length, bad chunk sizes, obs-fold and control
+    characters): a Transfer-Encoding other than exactly ``chunked`` (the proxy re-frames
+    the body and would silently drop any other coding), and more than one Host.
     """
 
-    __slots__ = ("chunked", "content_length", "host", "kept", "upgrade", "xff")
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "host",
+        "host_count",
+        "invalid",
+        "kept",
+        "upgrade",
+        "xff",
+    )
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         kept: list[Header] = []
@@ -113,6 +128,8 @@ class RequestHeaders:
         content_length = False
         connection_tokens: list[bytes] | None = None
         upgrade = False
+        invalid = False
+        host_count = 0
         for name, value in raw:
             lname = name.lower()
             if lname not in _REQUEST_SPECIAL:
@@ -121,10 +138,13 @@ class RequestHeaders:
                 kept.append((lname, name, value))
             elif lname == b"host":
                 host = value
+                host_count += 1
             elif lname == b"x-forwarded-for":
                 xff = value if xff is None else xff + b", " + value
             elif lname == b"transfer-encoding":
-                chunked = True  # llhttp rejects any coding but a final "chunked"
+                chunked = True
+                if value.strip().lower() != b"chunked":
+                    invalid = True  # llhttp accepts "gzip, chunked": the gzip would be lost
             elif lname == b"connection":
                 tokens = [t.strip().lower() for t in value.split(b",")]
                 connection_tokens = (connection_tokens or []) + tokens
@@ -140,6 +160,8 @@ class RequestHeaders:
         self.chunked = chunked
         self.content_length = content_length
         self.upgrade = upgrade
+        self.host_count = host_count
+        self.invalid = invalid or host_count > 1
 
 
 def forwarded_headers(client_ip: bytes, xff: bytes | None) -> bytes:
@@ -181,9 +203,14 @@ def response_has_body(status: int, head_request: bool) -> bool:
 
 
 class ResponseHead:
-    """The upstream response head, filtered and re-framed for the client."""
+    """The upstream response head, filtered and re-framed for the client.
 
-    __slots__ = ("body_mode", "data", "keep_alive", "upstream_framed")
+    ``invalid`` is set for a Transfer-Encoding other than exactly ``chunked``: llhttp then
+    reads the body until close (or accepts "gzip, chunked"), and the proxy, which
+    re-frames bodies, would pass on content in a coding the client is not told about.
+    """
+
+    __slots__ = ("body_mode", "data", "invalid", "keep_alive", "upstream_framed")
 
     def __init__(
         self,
@@ -198,6 +225,7 @@ class ResponseHead:
         parts = [status_line(status)]
         has_length = False
         upstream_chunked = False
+        invalid = False
         drop: set[bytes] | None = None
         triples: list[Header] | None = [] if edits else None
         for name, value in raw:
@@ -205,6 +233,7 @@ class ResponseHead:
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     upstream_chunked = True
+                    invalid = invalid or value.strip().lower() != b"chunked"
                 elif lname == b"connection":
                     tokens = {t.strip().lower() for t in value.split(b",")}
                     drop = tokens if drop is None else drop | tokens
@@ -236,6 +265,7 @@ class ResponseHead:
             parts.append(connection_header(keep_alive, http10))
         parts.append(b"\r\n")
         self.data = b"".join(parts)
+        self.invalid = invalid
         self.body_mode = body_mode
         self.keep_alive = keep_alive
         # Whether the upstream's message has its own end (else it ends at upstream EOF).

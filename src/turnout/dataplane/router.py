@@ -466,10 +466,16 @@ def _compile_target(
             if mirror_cluster is None or mirror.denominator <= 0 or mirror.numerator <= 0:
                 continue
             mirrors.append(Mirror(mirror_cluster, min(1.0, mirror.numerator / mirror.denominator)))
+    try:
+        request_edits = tuple(HeaderEdit(f.request_headers) for f in chain if f.request_headers)
+        response_edits = tuple(HeaderEdit(f.response_headers) for f in chain if f.response_headers)
+    except ValueError as exc:  # would let a filter split or inject a header line
+        errors.append(f"{rule.name}: {exc}")
+        return Target(status=500)
     return Target(
         cluster=cluster,
-        request_edits=tuple(HeaderEdit(f.request_headers) for f in chain if f.request_headers),
-        response_edits=tuple(HeaderEdit(f.response_headers) for f in chain if f.response_headers),
+        request_edits=request_edits,
+        response_edits=response_edits,
         rewrite=tuple(Rewrite(f.rewrite) for f in chain if f.rewrite is not None),
         mirrors=tuple(mirrors),
     )

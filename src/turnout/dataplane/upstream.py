@@ -20,6 +20,8 @@ from typing import Protocol, cast
 
 import httptools
 
+from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+
 # Flow control: pause the peer once this much is queued in a transport (see http1).
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
@@ -45,6 +47,10 @@ class UpstreamUser(Protocol):
 Connector = Callable[["EndpointPool", UpstreamUser], None]
 
 
+class UpstreamProtocolError(Exception):
+    """The upstream's response is malformed or over a limit: 502, connection closed."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to an endpoint."""
 
@@ -60,6 +66,9 @@ class UpstreamConnection(asyncio.Protocol):
         # per request
         self.user: UpstreamUser | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._in_head = True
+        self._head_bytes = 0
+        self._heads = 0
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -75,7 +84,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         try:
+            heads = self._heads if self._in_head else -1
             self.parser.feed_data(data)
+            if heads == self._heads:  # all of it was head bytes (llhttp does not bound them)
+                self._head_bytes += len(data)
+                if self._head_bytes > self.pool.limits.max_upstream_head_bytes:
+                    raise UpstreamProtocolError("response head too large")
         except Exception as exc:  # httptools.HttpParserError, or a bug in a callback
             current = self.user
             self.close()  # forgets the user: report to it here, not in connection_lost
@@ -101,11 +115,17 @@ class UpstreamConnection(asyncio.Protocol):
     # --- httptools callbacks -------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > 2 * self.pool.limits.max_header_fields:
+            raise UpstreamProtocolError("too many response header fields")
 
     def on_headers_complete(self) -> None:
         headers = self._headers
         self._headers = []
+        self._in_head = False
+        self._head_bytes = 0
+        self._heads += 1
         user = self.user
         if user is None:
             return
@@ -116,6 +136,7 @@ class UpstreamConnection(asyncio.Protocol):
             # httptools: end the message here and parse the next one with a new parser.
             self.parser = httptools.HttpResponseParser(self)
             self.user = None  # the old parser may still call back; nobody listens
+            self._in_head = True
             user.response_complete()
 
     def on_body(self, data: bytes) -> None:
@@ -123,6 +144,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.user.response_body(data)
 
     def on_message_complete(self) -> None:
+        self._in_head = True  # also after a 1xx: the final head follows
         if self.user is not None:
             self.user.response_complete()
 
@@ -199,9 +221,16 @@ async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
 class EndpointPool:
     """Idle keep-alive connections to one endpoint (LIFO: the warmest one first)."""
 
-    def __init__(self, host: str, port: int, connector: Connector = _connect_with_loop) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        connector: Connector = _connect_with_loop,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self.host = host
         self.port = port
+        self.limits = limits
         self.idle: list[UpstreamConnection] = []
         self.pending: set[asyncio.Task[None]] = set()
         self.retired = False  # no configuration uses this endpoint any more
