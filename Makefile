@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # bench/ may not exist yet on a fresh checkout; ruff fails on missing paths.
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: install run test lint typecheck bench format clean distclean
+.PHONY: install run test lint typecheck bench bench-scale format clean distclean
 
 install: $(STAMP)
 
@@ -55,17 +55,27 @@ format: install
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
 
+# Benchmarks: never part of `test`. BENCH_ARGS / SCALE_ARGS pass options through, e.g.
+#   make bench BENCH_ARGS="--runs 3 --duration 10"    make bench-scale SCALE_ARGS=--profile
+# As root, missing wrk/nginx/haproxy are installed with apt-get; otherwise run.py prints
+# a skip line for each system it cannot start (or SKIP and exit 0 without wrk).
+BENCH_TOOLS := wrk nginx haproxy
+
 bench: install
-	@if ! command -v wrk >/dev/null; then \
+	@missing=""; for tool in $(BENCH_TOOLS); do \
+	    command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	        apt-get install -y -q wrk || { apt-get update -q && apt-get install -y -q wrk; }; \
+	        apt-get install -y -q $$missing || { apt-get update -q && apt-get install -y -q $$missing; } || true; \
 	    else \
-	        echo "bench: skipped: wrk is not installed and we are not root to install it"; \
-	        echo "bench: install it with 'sudo apt-get install wrk' and rerun 'make bench'"; \
-	        exit 0; \
+	        echo "bench: not installed:$$missing; not root, so not installing (sudo apt-get install$$missing)"; \
 	    fi; \
 	fi; \
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/run.py --results bench/RESULTS.md $(BENCH_ARGS)
+
+bench-scale: install
+	$(BIN)/python bench/scale.py --results bench/RESULTS.md $(SCALE_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

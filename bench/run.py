@@ -454,6 +454,25 @@ def _find(systems: Sequence[System], needle: str) -> System | None:
     return next((s for s in systems if needle in s.name), None)
 
 
+def tree_label() -> str:
+    """The commit measured, and whether src/ had uncommitted changes."""
+    git = ["git", "-C", str(HERE.parent)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
+        )
+    except OSError:
+        return f"tree {HERE.parent}"
+    if head.returncode != 0:
+        return f"tree {HERE.parent} (not a git checkout)"
+    return f"commit {head.stdout.strip()}" + (
+        " + uncommitted src/ changes" if dirty.stdout.strip() else ""
+    )
+
+
 def versions() -> str:
     def first_line(command: list[str]) -> str | None:
         if shutil.which(command[0], path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
@@ -530,7 +549,7 @@ def drive(args: argparse.Namespace) -> int:
             "",
             f"`{command.strip()}`",
             "",
-            f"{versions()}. wrk `-t1 --latency`, {pinning}; {args.duration:g} s per "
+            f"Measured {tree_label()}. {versions()}. wrk `-t1 --latency`, {pinning}; {args.duration:g} s per "
             f"measurement, median of {args.runs} run(s), systems interleaved. Origin: uvloop + "
             f"httptools fixed response (13 B, or 64 KiB). nginx/HAProxy: keep-alive to the "
             f"origin. turnout: one `DataPlane` process per table, compiled from Gateway API "

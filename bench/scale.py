@@ -45,7 +45,7 @@ SRC = HERE.parent / "src"
 sys.path[:0] = [str(HERE), str(SRC)]
 
 import manifests  # noqa: E402
-from run import Processes, free_port, wait_listening  # noqa: E402
+from run import Processes, free_port, tree_label, wait_listening  # noqa: E402
 
 READY_TIMEOUT = 180.0
 CHANGE_TIMEOUT = 30.0
@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "",
             f"`{command.strip()}`",
             "",
-            f"{os.cpu_count()} CPUs, kernel {platform.release()}, Python "
+            f"Measured {tree_label()}. {os.cpu_count()} CPUs, kernel {platform.release()}, Python "
             f"{platform.python_version()}. `turnout run -f DIR` on N HTTPRoutes (one file each, "
             "with a Service and EndpointSlice, ~10 routes per hostname, header matches on half, "
             "a wildcard every 50th). Times from process start; change = atomic rewrite of the "
