@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
+from tests.golden.tls_fixtures import materialize
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph
 from turnout.ir import build as ir_build
@@ -42,8 +43,8 @@ def _orphans() -> list[Path]:
     )
 
 
-def _run(case: Path, stage: str) -> Any:
-    source = FileSource([case / "in.yaml"], clock=lambda: FIXED_TIME)
+def _run(case: Path, stage: str, tmp: Path) -> Any:
+    source = FileSource([materialize(case / "in.yaml", tmp)], clock=lambda: FIXED_TIME)
     loaded = source.load()
     snapshot = loaded.snapshot
     allocator = AddressAllocator(ipaddress.ip_network("127.0.0.0/24"))
@@ -68,7 +69,10 @@ def _run(case: Path, stage: str) -> Any:
     )
     out: dict[str, Any] = {}
     if loaded.errors:
-        out["errors"] = [str(e).replace(str(case) + "/", "") for e in loaded.errors]
+        out["errors"] = [
+            str(e).replace(str(case) + "/", "").replace(str(tmp) + "/", "")
+            for e in loaded.errors
+        ]
     out["objects"] = [
         {
             "kind": item["kind"],
@@ -95,8 +99,10 @@ def _dump(data: Any) -> str:
     [(stage, case) for stage in STAGES for case in _cases(stage)],
     ids=lambda v: v if isinstance(v, str) else v.name,
 )
-def test_golden(stage: str, case: Path, request: pytest.FixtureRequest) -> None:
-    actual = _dump(_run(case, stage))
+def test_golden(
+    stage: str, case: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    actual = _dump(_run(case, stage, tmp_path))
     expected_file = case / "out.yaml"
     if request.config.getoption("--update-golden") or not expected_file.exists():
         expected_file.write_text(actual)

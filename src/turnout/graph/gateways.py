@@ -11,19 +11,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
+from turnout.graph import tls
 from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode
 from turnout.resources import Gateway
 from turnout.resources.gateway import GatewaySpecAddress, Listener
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
+from turnout.status.conditions import Condition
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE_KIND = (GATEWAY_GROUP, "HTTPRoute")
 
 # Route kinds each protocol can carry, in the order reported in supportedKinds. Only
 # protocols the data plane serves are listed; the others get UnsupportedProtocol.
+# HTTPS carries HTTPRoutes only until the data plane speaks HTTP/2 (GRPCRoute needs
+# ALPN h2); TLS (TLSRoute) and TCP/UDP are later work.
 PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
     "HTTP": [HTTPROUTE_KIND],
+    "HTTPS": [HTTPROUTE_KIND],
 }
 # Listeners on one port must share a family to be served by one socket.
 _PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
@@ -65,53 +70,87 @@ def build_gateways(
         node = GatewayNode(
             gateway, gateway_class, addresses.get(key), unusable_addresses.get(key, ())
         )
-        node.listeners = [_listener_node(node, listener) for listener in gateway.spec.listeners]
+        node.listeners = [
+            _listener_node(node, listener, snapshot) for listener in gateway.spec.listeners
+        ]
         _mark_conflicts(node.listeners)
         _accept_gateway(node, gateway)
         nodes[key] = node
     return nodes
 
 
-def _listener_node(gateway: GatewayNode, listener: Listener) -> ListenerNode:
+def _listener_node(gateway: GatewayNode, listener: Listener, snapshot: Snapshot) -> ListenerNode:
     protocol = listener.protocol
     route_kinds = PROTOCOL_ROUTE_KINDS.get(protocol)
     if route_kinds is None:
-        node = ListenerNode(gateway, listener, supported_kinds=[], accepted=False)
-        node.conditions.append(
+        return _not_accepted(
+            gateway,
+            listener,
             c.listener_unsupported_protocol(
                 f"protocol {protocol} is not supported by turnout yet; "
                 f"supported: {', '.join(PROTOCOL_ROUTE_KINDS)}"
-            )
+            ),
         )
+    path = f"spec.listeners[{listener.name}]"
+    if protocol == "HTTPS" and listener.tls is not None and listener.tls.mode != "Terminate":
+        # The CRD rejects this (CEL); a Snapshot built without that check still gets a
+        # status that says why the listener is not served.
+        return _not_accepted(
+            gateway,
+            listener,
+            c.listener_unsupported_value(
+                f"{path}.tls.mode: {listener.tls.mode} is not supported on an HTTPS "
+                "listener; HTTPS listeners terminate TLS (mode Terminate)"
+            ),
+        )
+    node = ListenerNode(gateway, listener, [])
+    unresolved = _route_kinds(node, route_kinds)  # (reason, message) per problem
+    if protocol == "HTTPS":
+        node.certificates, problems = tls.resolve_certificate_refs(
+            snapshot, gateway.namespace, listener, path
+        )
+        unresolved += [(problem.reason, problem.message) for problem in problems]
+        if not node.certificates:
+            node.not_programmable = "the listener has no usable TLS certificate (see ResolvedRefs)"
+    if unresolved:
+        reason = unresolved[0][0]
+        message = "; ".join(message for _, message in unresolved)
+        node.conditions.append(c.listener_unresolved_refs(reason, message))
+    else:
         node.conditions.append(c.listener_resolved_refs())
-        return node
-    requested = listener.allowed_routes.kinds
+    return node
+
+
+def _not_accepted(gateway: GatewayNode, listener: Listener, accepted: Condition) -> ListenerNode:
+    node = ListenerNode(gateway, listener, supported_kinds=[], accepted=False)
+    node.conditions.append(accepted)
+    node.conditions.append(c.listener_resolved_refs())
+    return node
+
+
+def _route_kinds(node: ListenerNode, route_kinds: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Fill supportedKinds from allowedRoutes.kinds; a problem for kinds it cannot take."""
+    requested = node.spec.allowed_routes.kinds
     if not requested:
-        return _with_refs_resolved(ListenerNode(gateway, listener, list(route_kinds)))
-    supported: list[tuple[str, str]] = []
+        node.supported_kinds = list(route_kinds)
+        return []
     invalid: list[str] = []
     for kind in requested:
         group_kind = (kind.group, kind.kind)
         if group_kind in route_kinds:
-            if group_kind not in supported:
-                supported.append(group_kind)
+            if group_kind not in node.supported_kinds:
+                node.supported_kinds.append(group_kind)
         else:
             invalid.append(f"{kind.group}/{kind.kind}" if kind.group else kind.kind)
-    node = ListenerNode(gateway, listener, supported)
-    if invalid:
-        node.conditions.append(
-            c.listener_invalid_route_kinds(
-                f"spec.listeners[{listener.name}].allowedRoutes.kinds: "
-                f"{', '.join(invalid)} cannot attach to a {protocol} listener"
-            )
+    if not invalid:
+        return []
+    return [
+        (
+            c.LISTENER_RESOLVED_REFS_INVALID_ROUTE_KINDS,
+            f"spec.listeners[{node.name}].allowedRoutes.kinds: "
+            f"{', '.join(invalid)} cannot attach to a {node.spec.protocol} listener",
         )
-        return node
-    return _with_refs_resolved(node)
-
-
-def _with_refs_resolved(node: ListenerNode) -> ListenerNode:
-    node.conditions.append(c.listener_resolved_refs())
-    return node
+    ]
 
 
 def _mark_conflicts(listeners: list[ListenerNode]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from turnout.graph.tls import ListenerCertificate
 from turnout.resources import Gateway, GatewayClass, HTTPRoute
 from turnout.resources.gateway import Listener
 from turnout.resources.httproute import HTTPRouteRule
@@ -37,6 +38,11 @@ class ListenerNode:
     attached_routes: int = 0
     # (route node, effective hostnames) of every Accepted route attached here.
     routes: list[tuple[RouteNode, list[str]]] = field(default_factory=list)
+    # HTTPS listeners: the certificateRefs that resolved to usable key pairs.
+    certificates: list[ListenerCertificate] = field(default_factory=list)
+    # Why an accepted listener still cannot be programmed (an HTTPS listener without a
+    # usable certificate); it keeps counting attachedRoutes.
+    not_programmable: str | None = None
 
     @property
     def name(self) -> str:
@@ -49,7 +55,12 @@ class ListenerNode:
     @property
     def servable(self) -> bool:
         """Does this listener get a socket in the data plane?"""
-        return self.accepted and not self.conflicted and self.gateway.accepted
+        return (
+            self.accepted
+            and not self.conflicted
+            and self.not_programmable is None
+            and self.gateway.accepted
+        )
 
 
 class _NamespacedNode:

@@ -176,6 +176,8 @@ def _gateway_status(
 def _listener_programmed(listener: ListenerNode, feedback: DataPlaneFeedback) -> Condition:
     if not listener.gateway.accepted:
         return c.listener_not_programmed_invalid("the Gateway is not accepted")
+    if listener.accepted and listener.not_programmable is not None:
+        return c.listener_not_programmed_invalid(listener.not_programmable)
     if not listener.servable:
         return c.listener_not_programmed_invalid("the listener is not accepted")
     if listener.gateway.address is None:

@@ -51,6 +51,9 @@ LISTENER_ACCEPTED_UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
 LISTENER_ACCEPTED_PORT_UNAVAILABLE = "PortUnavailable"
 LISTENER_RESOLVED_REFS_RESOLVED = "ResolvedRefs"
 LISTENER_RESOLVED_REFS_INVALID_ROUTE_KINDS = "InvalidRouteKinds"
+LISTENER_RESOLVED_REFS_INVALID_CERTIFICATE_REF = "InvalidCertificateRef"
+LISTENER_RESOLVED_REFS_REF_NOT_PERMITTED = "RefNotPermitted"
+LISTENER_ACCEPTED_UNSUPPORTED_VALUE = "UnsupportedValue"
 LISTENER_PROGRAMMED_PROGRAMMED = "Programmed"
 LISTENER_PROGRAMMED_INVALID = "Invalid"
 LISTENER_PROGRAMMED_PENDING = "Pending"
@@ -168,6 +171,15 @@ def listener_resolved_refs() -> Condition:
 
 def listener_invalid_route_kinds(message: str) -> Condition:
     return Condition(RESOLVED_REFS, "False", LISTENER_RESOLVED_REFS_INVALID_ROUTE_KINDS, message)
+
+
+def listener_unresolved_refs(reason: str, message: str) -> Condition:
+    """ResolvedRefs=False; reason is one of the LISTENER_RESOLVED_REFS_* constants."""
+    return Condition(RESOLVED_REFS, "False", reason, message)
+
+
+def listener_unsupported_value(message: str) -> Condition:
+    return Condition(ACCEPTED, "False", LISTENER_ACCEPTED_UNSUPPORTED_VALUE, message)
 
 
 def listener_programmed() -> Condition:
