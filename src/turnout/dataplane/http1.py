@@ -54,6 +54,7 @@ import httptools
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import RequestView, SocketTable, Target
 from turnout.dataplane.upstream import (
     HIGH_WATER,
@@ -494,6 +495,7 @@ class Exchange:
         "response_done",
         "response_started",
         "retried",
+        "run",
         "target",
         "upstream",
         "upstream_framed",
@@ -517,6 +519,7 @@ class Exchange:
         self.chunked = False
         self.request_done = False
         self.retried = False
+        self.run: PolicyRun | None = None  # timeouts/retries, when the rule has them
         # response direction
         self.upstream: UpstreamConnection | None = None
         self.response_started = False
@@ -542,6 +545,9 @@ class Exchange:
         self.chunked = chunked
         self.out.append(head)
         self.out_size = len(head)
+        if target.policy is not None:
+            limits = self.client.limits
+            self.run = PolicyRun(self, target.policy, head, limits.retry_buffer_bytes)
 
     @property
     def forwarding(self) -> bool:
@@ -557,7 +563,16 @@ class Exchange:
             if self.request_done:
                 self.client.exchange_finished(self)
         elif self.pool is not None:
-            self.pool.acquire(self)
+            if self.run is not None:
+                self.run.started()
+            self._acquire(self.pool)
+
+    def _acquire(self, pool: EndpointPool) -> None:
+        run = self.run
+        if run is not None:
+            run.waiting = True
+            run.attempt_started()
+        pool.acquire(self)
 
     def _finish(self) -> None:
         self.client.exchange_finished(self)
@@ -565,6 +580,8 @@ class Exchange:
     def abort(self) -> None:
         """The client went away: drop the upstream connection (its state is unknown)."""
         self.response_done = True
+        if self.run is not None:
+            self.run.cancel()
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:
@@ -588,6 +605,8 @@ class Exchange:
             self._finish()
 
     def send_upstream(self, data: bytes) -> None:
+        if self.run is not None:
+            self.run.record(data)
         out = self.out
         if not out and self.client.feeding:
             self.client.mark_dirty(self)
@@ -613,9 +632,12 @@ class Exchange:
     # --- UpstreamUser --------------------------------------------------------------------------
 
     def attached(self, conn: UpstreamConnection) -> None:
-        if self.response_done:  # the client left while connecting
-            conn.release(True)
+        run = self.run
+        if self.response_done or (run is not None and not run.waiting):
+            conn.release(True)  # the client left, or the attempt was given up, meanwhile
             return
+        if run is not None:
+            run.waiting = False
         self.upstream = conn
         if self.client.write_paused:
             conn.pause_reading(True)
@@ -625,9 +647,25 @@ class Exchange:
             self.client.mark_dirty(self)
 
     def connect_failed(self, exc: BaseException) -> None:
+        run = self.run
+        if run is not None:
+            if not run.waiting:
+                return  # an attempt given up already
+            run.waiting = False
+            if run.can_retry():
+                run.schedule_retry()
+                return
         self._fail(502)
 
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
+        run = self.run
+        if run is not None and status >= 200 and run.retry_on(status):
+            upstream = self.upstream
+            self.upstream = None
+            if upstream is not None:
+                upstream.close()  # its body is not wanted; closing beats draining it
+            run.schedule_retry()
+            return False
         target = self.target
         head = msg.ResponseHead(
             status,
@@ -666,6 +704,8 @@ class Exchange:
             self.client_out.append(msg.LAST_CHUNK)
         self.upstream_flush()
         self.response_done = True
+        if self.run is not None:
+            self.run.cancel()
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:
@@ -690,6 +730,10 @@ class Exchange:
             else:
                 self.upstream_flush()
                 self.client.abort()  # truncated: closing is the only signal left
+            return
+        run = self.run
+        if run is not None and run.can_retry():
+            run.schedule_retry()
             return
         if (
             conn.requests > 1
@@ -716,6 +760,8 @@ class Exchange:
         if self.response_done:
             return
         self.response_done = True
+        if self.run is not None:
+            self.run.cancel()
         upstream = self.upstream
         self.upstream = None
         if upstream is not None:
@@ -725,6 +771,54 @@ class Exchange:
         self.client.write(msg.local_response(status, self.connection_header()))
         if self.request_done:
             self._finish()
+
+    # --- timeouts and retries (see turnout.dataplane.policy) ----------------------------------
+
+    def upstream_may_retry(self) -> bool:
+        return not self.response_started and not self.response_done
+
+    def retry(self, sent: list[bytes]) -> None:
+        """Send the request again, to an endpoint chosen afresh."""
+        target = self.target
+        pool = None if target is None or target.cluster is None else target.cluster.pick()
+        if self.response_done or pool is None:
+            self._fail(503)
+            return
+        self.pool = pool
+        self.out = sent
+        self.out_size = sum(len(data) for data in sent)
+        self.interim = False
+        self.client_out.clear()
+        self._acquire(pool)
+
+    def request_timed_out(self) -> None:
+        """timeouts.request passed: 504, or a cut-off response if one was started."""
+        if self.response_done:
+            return
+        if self.response_started:
+            self.abort()
+            self.client.abort()
+            return
+        self._fail(504)
+
+    def backend_timed_out(self) -> None:
+        """timeouts.backendRequest passed for this attempt: retry it, or 504."""
+        run = self.run
+        if self.response_done or run is None:
+            return
+        if self.response_started:
+            self.abort()
+            self.client.abort()
+            return
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()  # mid-request: its state is unknown, never back to the pool
+        run.waiting = False  # a connect still pending is given up
+        if run.can_retry():
+            run.schedule_retry()
+        else:
+            self._fail(504)
 
 
 class MirrorExchange:

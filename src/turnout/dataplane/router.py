@@ -32,6 +32,7 @@ import re2
 
 from turnout import ir
 from turnout.dataplane.filters import HeaderEdit, Redirect, Rewrite
+from turnout.dataplane.policy import RoutePolicy, compile_policy
 from turnout.ir.model import StringMatchType
 
 if TYPE_CHECKING:
@@ -239,6 +240,7 @@ class Target:
     __slots__ = (
         "cluster",
         "mirrors",
+        "policy",
         "redirect",
         "request_edits",
         "response_edits",
@@ -256,6 +258,7 @@ class Target:
         response_edits: tuple[HeaderEdit, ...] = (),
         rewrite: tuple[Rewrite, ...] = (),
         mirrors: tuple[Mirror, ...] = (),
+        policy: RoutePolicy | None = None,
     ) -> None:
         self.status = status
         self.redirect = redirect
@@ -264,6 +267,7 @@ class Target:
         self.response_edits = response_edits
         self.rewrite = rewrite
         self.mirrors = mirrors
+        self.policy = policy  # timeouts and retries; None for most rules
 
 
 class Rule:
@@ -478,4 +482,5 @@ def _compile_target(
         response_edits=response_edits,
         rewrite=tuple(Rewrite(f.rewrite) for f in chain if f.rewrite is not None),
         mirrors=tuple(mirrors),
+        policy=compile_policy(rule),
     )

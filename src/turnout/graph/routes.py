@@ -24,12 +24,14 @@ from turnout.graph.model import (
     ResolvedRule,
     RouteNode,
 )
+from turnout.ir.model import RetryPolicy
 from turnout.resources import HTTPRoute
 from turnout.resources.httproute import HTTPRouteFilter, HTTPRouteRule
 from turnout.resources.meta import ParentReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 from turnout.status.conditions import Condition
+from turnout.util.duration import parse_duration
 
 # Filters the data plane executes, per position (rule level, backendRef level).
 _RULE_FILTERS = {
@@ -168,10 +170,8 @@ def _resolved_refs_condition(unresolved: list[Condition]) -> Condition:
 def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
     """Fields valid per the CRD that turnout's data plane cannot honour (yet)."""
     problems: list[str] = []
-    if rule.timeouts is not None:
-        problems.append(f"{field}.timeouts: timeouts are not supported yet")
     if rule.retry is not None:
-        problems.append(f"{field}.retry: retries are not supported yet")
+        problems.extend(parse_retry(rule.retry, f"{field}.retry")[1])
     if rule.session_persistence is not None:
         problems.append(f"{field}.sessionPersistence: session persistence is not supported yet")
     for i, match in enumerate(rule.matches):
@@ -195,6 +195,49 @@ def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
                     "supported on a backendRef yet"
                 )
     return problems
+
+
+# HTTPRouteRetry.Codes: HTTPRouteRetryStatusCode is 400-599; MUST support 500/502/503/504.
+_RETRY_CODE_RANGE = range(400, 600)
+
+
+def parse_retry(raw: Mapping[str, object], field: str) -> tuple[RetryPolicy | None, list[str]]:
+    """The experimental ``rules[].retry`` stanza (kept as a dict by the loader), validated.
+
+    ``attempts`` unset means one retry; ``codes`` unset means only connection errors and
+    backendRequest timeouts are retried (GEP-1731 leaves both to the implementation).
+    """
+    problems: list[str] = []
+    codes: list[int] = []
+    raw_codes = raw.get("codes", [])
+    if not isinstance(raw_codes, list):
+        problems.append(f"{field}.codes: must be a list of HTTP status codes")
+    else:
+        for i, code in enumerate(raw_codes):
+            if isinstance(code, bool) or not isinstance(code, int) or code not in _RETRY_CODE_RANGE:
+                problems.append(f"{field}.codes[{i}]: must be an HTTP status code from 400 to 599")
+            elif code not in codes:
+                codes.append(code)
+    attempts = raw.get("attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+        problems.append(f"{field}.attempts: must be an integer >= 0")
+        attempts = 0
+    backoff = 0.0
+    raw_backoff = raw.get("backoff")
+    if raw_backoff is not None:
+        try:
+            backoff = parse_duration(raw_backoff) if isinstance(raw_backoff, str) else -1.0
+        except ValueError:
+            backoff = -1.0
+        if backoff < 0:
+            problems.append(
+                f"{field}.backoff: must be a Duration such as 100ms or 1s, got {raw_backoff!r}"
+            )
+    for key in sorted(set(raw) - {"codes", "attempts", "backoff"}):
+        problems.append(f"{field}.{key}: unknown field")
+    if problems:
+        return None, problems
+    return RetryPolicy(attempts=attempts, codes=tuple(sorted(codes)), backoff=backoff), []
 
 
 _QUIET_RE2 = re2.Options()

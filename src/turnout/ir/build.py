@@ -18,6 +18,7 @@ from collections import defaultdict
 
 from turnout.graph import hostnames
 from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, RouteNode
+from turnout.graph.routes import parse_retry
 from turnout.ir import model as ir
 from turnout.resources.httproute import (
     HTTPHeaderFilter,
@@ -25,6 +26,7 @@ from turnout.resources.httproute import (
     HTTPRouteFilter,
     HTTPRouteMatch,
 )
+from turnout.util.duration import optional_timeout
 
 _PATH_ORDER = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
 
@@ -76,9 +78,26 @@ def _listener(
         address=address,
         port=listener.spec.port + port_offset,
         spec_port=listener.spec.port,
-        protocol="HTTP",
+        protocol="HTTPS" if listener.spec.protocol == "HTTPS" else "HTTP",
         hostname=listener.spec.hostname,
         virtual_hosts=_virtual_hosts(groups),
+        tls=_listener_tls(listener),
+    )
+
+
+def _listener_tls(listener: ListenerNode) -> ir.ListenerTLS | None:
+    if listener.spec.protocol != "HTTPS":
+        return None
+    return ir.ListenerTLS(
+        tuple(
+            ir.TLSCertificate(
+                name=f"secret/{cert.secret[0]}/{cert.secret[1]}",
+                cert_chain=cert.cert_chain_pem,
+                private_key=cert.private_key_pem,
+                hostnames=cert.hostnames,
+            )
+            for cert in listener.certificates
+        )
     )
 
 
@@ -139,6 +158,12 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
             for j, backend in enumerate(rule.backends)
         )
         direct_status = _direct_status(rule, filters, backends)
+        timeouts = rule.spec.timeouts
+        request_timeout = optional_timeout(timeouts.request) if timeouts else None
+        backend_timeout = optional_timeout(timeouts.backend_request) if timeouts else None
+        retry = None
+        if rule.spec.retry is not None:
+            retry, _ = parse_retry(rule.spec.retry, "")  # validated by the graph already
         for m, match in enumerate(_matches(rule)):
             ir_rule = ir.HTTPRouteRule(
                 name=f"httproute/{route.namespace}/{route.name}/rule/{rule.index}/match/{m}",
@@ -146,6 +171,9 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
                 filters=filters,
                 backends=backends,
                 direct_status=direct_status,
+                request_timeout=request_timeout,
+                backend_request_timeout=backend_timeout,
+                retry=retry,
             )
             key = (*_match_key(match), age, f"{route.namespace}/{route.name}", rule.index, m)
             out.append((key, ir_rule))

@@ -131,6 +131,15 @@ class WeightedBackend(msgspec.Struct, frozen=True, omit_defaults=True):
     filters: Filters | None = None
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
+    """HTTPRouteRetry (GEP-1731). Connection errors and backendRequest timeouts are
+    always retried; responses only when their status is in ``codes``."""
+
+    attempts: int  # retries after the first try (the Gateway API's "attempts")
+    codes: tuple[int, ...] = ()
+    backoff: float = 0.0  # seconds, minimum wait between attempts
+
+
 class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
     """One (rule, match) pair of an HTTPRoute, as placed in the precedence order."""
 
@@ -141,6 +150,10 @@ class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
     # Set when the rule cannot forward at all (no backendRefs, all weights 0, or an
     # unresolvable ExtensionRef filter): every request matching it gets this status.
     direct_status: int | None = None
+    # HTTPRouteTimeouts in seconds; None when unset or "0s" (disabled).
+    request_timeout: float | None = None
+    backend_request_timeout: float | None = None
+    retry: RetryPolicy | None = None
 
 
 class VirtualHost(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -151,6 +164,24 @@ class VirtualHost(msgspec.Struct, frozen=True, omit_defaults=True):
 ListenerProtocol = Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]
 
 
+class TLSCertificate(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One key pair an HTTPS listener presents. ``to_json`` redacts ``private_key``."""
+
+    name: str  # "secret/<ns>/<name>"
+    cert_chain: str  # PEM, leaf first
+    private_key: str  # PEM
+    # DNS names it serves on the listener (its SANs narrowed to the listener hostname):
+    # exact, "*.suffix" or "*". The data plane picks the most specific match for the SNI
+    # and falls back to the listener's first certificate.
+    hostnames: tuple[str, ...] = ()
+
+
+class ListenerTLS(msgspec.Struct, frozen=True, omit_defaults=True):
+    """TLS termination of an HTTPS listener (mode Terminate), at least one certificate."""
+
+    certificates: tuple[TLSCertificate, ...]
+
+
 class Listener(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # "<ns>/<gateway>/<listener>"
     address: str
@@ -159,6 +190,7 @@ class Listener(msgspec.Struct, frozen=True, omit_defaults=True):
     protocol: ListenerProtocol
     hostname: str | None = None
     virtual_hosts: tuple[VirtualHost, ...] = ()
+    tls: ListenerTLS | None = None  # set for HTTPS listeners
 
 
 class Gateway(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -178,8 +210,34 @@ _msgpack_encoder = msgspec.msgpack.Encoder()
 _msgpack_decoder = msgspec.msgpack.Decoder(Config)
 
 
+REDACTED = "<redacted>"
+
+
 def to_json(config: Config) -> bytes:
-    return _json_encoder.encode(config)
+    """JSON for people (the admin ``/config`` endpoint): private keys are redacted."""
+    return _json_encoder.encode(redacted(config))
+
+
+def redacted(config: Config) -> Config:
+    """``config`` with every private key replaced by ``REDACTED``."""
+    if not any(ln.tls is not None for gw in config.gateways for ln in gw.listeners):
+        return config
+    gateways = tuple(
+        msgspec.structs.replace(
+            gateway, listeners=tuple(_redacted_listener(ln) for ln in gateway.listeners)
+        )
+        for gateway in config.gateways
+    )
+    return msgspec.structs.replace(config, gateways=gateways)
+
+
+def _redacted_listener(listener: Listener) -> Listener:
+    if listener.tls is None:
+        return listener
+    certificates = tuple(
+        msgspec.structs.replace(cert, private_key=REDACTED) for cert in listener.tls.certificates
+    )
+    return msgspec.structs.replace(listener, tls=ListenerTLS(certificates))
 
 
 def to_msgpack(config: Config) -> bytes:
