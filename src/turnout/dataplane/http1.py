@@ -55,7 +55,7 @@ from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.policy import PolicyRun
-from turnout.dataplane.router import RequestView, SocketTable, Target
+from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
 from turnout.dataplane.upstream import (
     HIGH_WATER,
     LOW_WATER,
@@ -109,6 +109,9 @@ class _Reject(Exception):
 class ClientConnection(asyncio.Protocol):
     """One client connection: parses requests, owns their exchanges, writes responses."""
 
+    # X-Forwarded-Proto; TLS connections (turnout.dataplane.tls) override it and lookup.
+    scheme = b"http"
+
     def __init__(self, state: SocketState) -> None:
         # per connection
         self.state = state
@@ -157,8 +160,12 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]).encode("ascii") if isinstance(peer, tuple) and peer else b"unknown"
         self.client_ip = ip
-        self.forwarded = msg.forwarded_headers(ip, None)
+        self.forwarded = msg.forwarded_headers(ip, None, self.scheme)
         self.state.connections.add(self)
+
+    def lookup(self, raw_host: bytes) -> VirtualHostTable | None:
+        """The virtual host a request for ``raw_host`` (Host as received) is routed in."""
+        return self.state.table.lookup(raw_host)
 
     def data_received(self, data: bytes) -> None:
         if self._paused & PAUSE_DONE:
@@ -400,7 +407,7 @@ def route_request(
         path, sep, query = url.partition(b"?")
     else:
         path, sep, query = _origin_form(url).partition(b"?")
-    vhost = client.state.table.lookup(request.host)
+    vhost = client.lookup(request.host)
     if vhost is None:
         exchange.local_status(404)
         return
@@ -461,7 +468,7 @@ def _forward(
     forwarded = (
         client.forwarded
         if request.xff is None
-        else msg.forwarded_headers(client.client_ip, request.xff)
+        else msg.forwarded_headers(client.client_ip, request.xff, client.scheme)
     )
     head = msg.request_head(method, url, host, headers, forwarded, request.chunked)
     exchange.forward(pool, head, target, request.chunked)

@@ -164,10 +164,10 @@ class RequestHeaders:
         self.invalid = invalid or host_count > 1
 
 
-def forwarded_headers(client_ip: bytes, xff: bytes | None) -> bytes:
+def forwarded_headers(client_ip: bytes, xff: bytes | None, scheme: bytes = b"http") -> bytes:
     """X-Forwarded-For (appended to the client's) and X-Forwarded-Proto for the upstream."""
     chain = client_ip if xff is None else xff + b", " + client_ip
-    return b"x-forwarded-for: " + chain + b"\r\nx-forwarded-proto: http\r\n"
+    return b"x-forwarded-for: " + chain + b"\r\nx-forwarded-proto: " + scheme + b"\r\n"
 
 
 def request_head(

@@ -7,6 +7,11 @@ the sockets that stay, and closes the ones that went away; connections are serve
 :mod:`turnout.dataplane.http1`. Upstream connection pools outlive configurations: an
 endpoint that stays keeps its warm keep-alive connections.
 
+HTTPS listeners share one socket per (address, port) too; :mod:`turnout.dataplane.tls`
+picks the listener and certificate by SNI. Their socket is created once with a context
+whose SNI callback reads the socket's current table, so swapping the table also swaps
+certificates (rotation) without closing the socket or any connection.
+
 Order matters in ``apply``: every new socket is bound *before* any table is swapped, and
 the swap itself has no ``await`` in it, so all sockets move to the new configuration at
 the same instant; a request keeps the table it was routed with.
@@ -20,8 +25,16 @@ import functools
 import socket
 
 from turnout import ir
+from turnout.dataplane import tls
 from turnout.dataplane.http1 import ClientConnection, SocketState
-from turnout.dataplane.router import RouteTable, SocketKey, SocketTable, compile_routes
+from turnout.dataplane.router import (
+    ListenerTable,
+    RouteTable,
+    SocketKey,
+    SocketTable,
+    _compile_listener,
+    compile_routes,
+)
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
 
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
@@ -30,15 +43,16 @@ _LISTEN_BACKLOG = 1024
 
 
 class _BoundSocket:
-    __slots__ = ("server", "state")
+    __slots__ = ("server", "state", "tls")
 
-    def __init__(self, server: asyncio.Server, state: SocketState) -> None:
+    def __init__(self, server: asyncio.Server, state: SocketState, *, tls: bool) -> None:
         self.server = server
         self.state = state
+        self.tls = tls  # serves HTTPS listeners: its table must stay a TLSSocketTable
 
 
 class DataPlane:
-    """HTTP/1.1 listeners and routing for one process."""
+    """HTTP/1.1 and HTTPS listeners and routing for one process."""
 
     def __init__(self) -> None:
         self._sockets: dict[SocketKey, _BoundSocket] = {}
@@ -47,6 +61,7 @@ class DataPlane:
         self._table: RouteTable | None = None
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._certificates = tls.CertificateCache()
 
     @property
     def table(self) -> RouteTable | None:
@@ -58,6 +73,7 @@ class DataPlane:
         async with self._lock:
             clusters = self._clusters(config)  # pools shared with the previous config
             table = compile_routes(config, clusters)
+            tls_errors = self._add_tls_sockets(config, clusters, table)
             bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
             self._swap(table)  # synchronous: atomic for every socket
             self._close_removed(table)
@@ -65,7 +81,7 @@ class DataPlane:
             self._table = table
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
-            return _listener_results(config, bind_errors)
+            return _listener_results(config, bind_errors, tls_errors)
 
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish for up to ``drain_timeout``."""
@@ -110,20 +126,51 @@ class DataPlane:
             clusters[name] = UpstreamCluster(name, tuple(pools))
         return clusters
 
+    def _add_tls_sockets(
+        self, config: ir.Config, clusters: dict[str, UpstreamCluster], table: RouteTable
+    ) -> dict[str, str]:
+        """Compile HTTPS listeners into ``table``; per listener name, why one is not served."""
+        compiled: dict[str, ListenerTable] = {}
+        for gateway in config.gateways:
+            for listener in gateway.listeners:
+                if listener.protocol == "HTTPS":
+                    compiled[listener.name] = _compile_listener(listener, clusters, table.errors)
+        sockets, errors = self._certificates.build(config, compiled)
+        for key, socket_table in sockets.items():
+            if key in table.sockets:  # the graph rejects this within a Gateway (ProtocolConflict)
+                for name in socket_table.listener_names:
+                    errors[name] = f"port {key[1]} on {key[0]} is served as plain HTTP"
+                continue
+            table.sockets[key] = socket_table
+        return errors
+
     async def _bind_new(self, table: RouteTable) -> dict[SocketKey, str]:
         errors: dict[SocketKey, str] = {}
         loop = asyncio.get_running_loop()
         for key, socket_table in table.sockets.items():
-            if key in self._sockets:
-                continue
+            is_tls = isinstance(socket_table, tls.TLSSocketTable)
+            bound = self._sockets.get(key)
+            if bound is not None:
+                if bound.tls == is_tls:
+                    continue
+                self._retire(key)  # HTTP became HTTPS or back: a new socket, after this one
             try:
                 sock = _listening_socket(*key)
             except OSError as exc:
                 errors[key] = str(exc)
                 continue
             state = SocketState(socket_table)
-            server = await loop.create_server(functools.partial(ClientConnection, state), sock=sock)
-            self._sockets[key] = _BoundSocket(server, state)
+            if is_tls:
+                server = await loop.create_server(
+                    functools.partial(tls.TLSClientConnection, state),
+                    sock=sock,
+                    ssl=tls.server_context(state),
+                )
+            else:
+                server = await loop.create_server(
+                    functools.partial(ClientConnection, state), sock=sock
+                )
+            self._sockets[key] = _BoundSocket(server, state, tls=is_tls)
         return errors
 
     def _swap(self, table: RouteTable) -> None:
@@ -134,13 +181,16 @@ class DataPlane:
 
     def _close_removed(self, table: RouteTable) -> None:
         for key in [k for k in self._sockets if k not in table.sockets]:
-            bound = self._sockets.pop(key)
-            bound.server.close()  # stop accepting; connections finish what is in flight
-            for conn in list(bound.state.connections):
-                conn.shutdown()
-            bound.state.table = SocketTable()  # later requests on kept-alive conns: 404
-            self._retired.append(bound.state)
+            self._retire(key)
         self._retired = [state for state in self._retired if state.connections]
+
+    def _retire(self, key: SocketKey) -> None:
+        bound = self._sockets.pop(key)
+        bound.server.close()  # stop accepting; connections finish what is in flight
+        for conn in list(bound.state.connections):
+            conn.shutdown()
+        bound.state.table = SocketTable()  # later requests on kept-alive conns: 404
+        self._retired.append(bound.state)
 
     def _close_unused_pools(self, clusters: dict[str, UpstreamCluster]) -> None:
         used = {id(pool) for cluster in clusters.values() for pool in cluster.pools}
@@ -175,15 +225,17 @@ def _listening_socket(address: str, port: int) -> socket.socket:
 
 
 def _listener_results(
-    config: ir.Config, bind_errors: dict[SocketKey, str]
+    config: ir.Config, bind_errors: dict[SocketKey, str], tls_errors: dict[str, str]
 ) -> dict[str, str | None]:
     results: dict[str, str | None] = {}
     for gateway in config.gateways:
         for listener in gateway.listeners:
-            if listener.protocol != "HTTP":
+            if listener.protocol not in ("HTTP", "HTTPS"):
                 results[listener.name] = (
                     f"protocol {listener.protocol} not supported by the data plane yet"
                 )
             else:
-                results[listener.name] = bind_errors.get((listener.address, listener.port))
+                results[listener.name] = tls_errors.get(listener.name) or bind_errors.get(
+                    (listener.address, listener.port)
+                )
     return results

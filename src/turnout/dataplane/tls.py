@@ -1,0 +1,281 @@
+"""tls: TLS termination for HTTPS listeners -- certificates by SNI, requests by Host.
+
+Theory of operation. All HTTPS listeners on one (address, port) share one socket. The
+socket's server ``SSLContext`` carries no certificate: its SNI callback reads the
+socket's *current* :class:`TLSSocketTable` (swapped by ``DataPlane.apply`` like any
+routing table) and moves the handshake to a per-certificate context:
+
+1. the listener is the most specific match of the SNI name among the listeners'
+   hostnames (exact, longest wildcard, then the listener without hostname); a client
+   without SNI gets the listener without hostname;
+2. within it, the certificate whose names match the SNI best, else its first one;
+3. no listener matches: the handshake fails (alert ``unrecognized_name``).
+
+Each per-certificate context records its listener's name, so after the handshake the
+connection knows which listener SNI chose (``ssl_object.context``). Requests are then
+routed within that listener only, and the Host header must belong to it (Gateway API
+Listener.hostname, GEP-3567 / ``GatewayHTTPSListenerDetectMisdirectedRequests``): the
+most specific listener for the Host is computed over every HTTPS listener of the socket;
+if it is another listener the answer is **421 Misdirected Request**, if there is none,
+**404**.
+
+Rotation: a new configuration builds new contexts (loaded key pairs are cached by
+content, so unchanged certificates are not reloaded) and a new table; swapping the
+table is one reference assignment, so the next handshake sees the new certificate while
+open connections keep the session they negotiated. The listening socket stays open.
+
+Invariants: contexts are TLS 1.2+, ALPN ``http/1.1`` only (HTTP/2 comes later); private
+keys are only ever handed to OpenSSL through an anonymous in-memory file (``memfd``)
+where the platform has one, else a private temporary file removed right after loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import cast
+
+from turnout import ir
+from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.router import (
+    HostMap,
+    ListenerTable,
+    Rule,
+    SocketKey,
+    SocketTable,
+    Target,
+    VirtualHostTable,
+    normalize_host,
+)
+
+ALPN_PROTOCOLS = ["http/1.1"]
+_CACHE_LIMIT = 4096
+
+
+def _always(_path: bytes) -> bool:
+    return True
+
+
+# Answer of every request whose Host belongs to another listener than the SNI's.
+MISDIRECTED = VirtualHostTable((Rule("misdirected", _always, (), [(1, Target(status=421))]),))
+
+
+class CertificateContext(ssl.SSLContext):
+    """A server context holding one key pair, tagged with the listener it serves."""
+
+    listener: str
+
+
+def _base_settings(context: ssl.SSLContext) -> None:
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+
+
+def load_certificate(listener: str, certificate: ir.TLSCertificate) -> CertificateContext:
+    """A context serving ``certificate`` for ``listener``; raises ssl.SSLError or OSError."""
+    context = CertificateContext(ssl.PROTOCOL_TLS_SERVER)
+    context.listener = listener
+    _base_settings(context)
+    with _pem_file(certificate.cert_chain) as chain, _pem_file(certificate.private_key) as key:
+        context.load_cert_chain(chain, key)
+    return context
+
+
+@contextlib.contextmanager
+def _pem_file(pem: str) -> Iterator[str]:
+    """A path OpenSSL can read ``pem`` from, gone when the block ends."""
+    data = pem.encode("ascii")
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        fd = memfd_create("turnout-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="turnout-tls-") as directory:
+        path = os.path.join(directory, "pem")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        yield path
+
+
+class TLSListener:
+    """The certificates of one HTTPS listener, by the names they serve."""
+
+    __slots__ = ("by_name", "default", "name")
+
+    def __init__(self, name: str, contexts: list[tuple[ir.TLSCertificate, CertificateContext]]):
+        self.name = name
+        self.by_name: HostMap[CertificateContext] = HostMap()
+        for certificate, context in contexts:
+            for hostname in certificate.hostnames:
+                self.by_name.add(hostname, context)
+        self.default = contexts[0][1]
+
+    def context_for(self, server_name: bytes) -> CertificateContext:
+        return self.by_name.get(server_name) or self.default
+
+
+class TLSSocketTable(SocketTable):
+    """All HTTPS listeners sharing one (address, port): SNI choice and Host checks.
+
+    ``listeners`` (inherited) maps listener hostnames to routing tables, ``tls`` to
+    their certificates; both are filled in the same order, so for any name both pick
+    the same listener.
+    """
+
+    __slots__ = ("_routes", "listener_names", "tls")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tls: HostMap[TLSListener] = HostMap()
+        self.listener_names: list[str] = []
+        self._routes: dict[tuple[str, bytes], VirtualHostTable | None] = {}
+
+    def add(self, listener: ir.Listener, table: ListenerTable, tls: TLSListener) -> None:
+        self.listeners.add(listener.hostname, table)
+        self.tls.add(listener.hostname, tls)
+        self.listener_names.append(listener.name)
+
+    def context_for(self, server_name: str | None) -> CertificateContext | None:
+        """The context a handshake with this SNI name continues with (None: refuse)."""
+        if server_name is None:
+            listener = self.tls.default
+            name = b""
+        else:
+            name = server_name.lower().encode("ascii", "replace")
+            listener = self.tls.get(name)
+        if listener is None:
+            return None
+        return listener.context_for(name)
+
+    def lookup_for(self, listener: str, raw_host: bytes) -> VirtualHostTable | None:
+        """Virtual host for a request on a connection whose SNI chose ``listener``."""
+        key = (listener, raw_host)
+        cache = self._routes
+        if key in cache:
+            return cache[key]
+        host = normalize_host(raw_host)
+        best = self.listeners.get(host)
+        if best is None:
+            found = None  # no listener on this port serves the Host: 404
+        elif best.name != listener:
+            found = MISDIRECTED
+        else:
+            found = best.virtual_hosts.get(host)
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = found
+        return found
+
+
+class TLSClientConnection(ClientConnection):
+    """An HTTP/1.1 connection over TLS: routes within the listener SNI chose."""
+
+    scheme = b"https"
+
+    def __init__(self, state: SocketState) -> None:
+        super().__init__(state)
+        self.listener = ""  # set once the handshake is done
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        context = getattr(ssl_object, "context", None)
+        if isinstance(context, CertificateContext):
+            self.listener = context.listener
+        super().connection_made(transport)
+
+    def lookup(self, raw_host: bytes) -> VirtualHostTable | None:
+        table = self.state.table
+        if isinstance(table, TLSSocketTable):
+            return table.lookup_for(self.listener, raw_host)
+        return table.lookup(raw_host)  # the socket is closing: an empty table
+
+
+def server_context(state: SocketState) -> ssl.SSLContext:
+    """The context a TLS socket is created with; certificates come from ``state.table``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _base_settings(context)
+
+    def choose(ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> int | None:
+        # Must not raise: OpenSSL would only see an internal error.
+        try:
+            table = state.table
+            chosen = table.context_for(server_name) if isinstance(table, TLSSocketTable) else None
+            if chosen is None:
+                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            ssl_object.context = chosen
+        except Exception:
+            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        return None
+
+    context.sni_callback = cast("ssl._SNICallback", choose)  # type: ignore[name-defined]
+    return context
+
+
+class CertificateCache:
+    """Loaded contexts by (listener, key pair), kept across configurations."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[tuple[str, str, str], CertificateContext] = {}
+
+    def build(
+        self, config: ir.Config, compiled: Mapping[str, ListenerTable]
+    ) -> tuple[dict[SocketKey, TLSSocketTable], dict[str, str]]:
+        """TLS socket tables of ``config``'s HTTPS listeners, and per-listener errors.
+
+        ``compiled`` holds the routing table of every HTTPS listener by name.
+        """
+        sockets: dict[SocketKey, TLSSocketTable] = {}
+        errors: dict[str, str] = {}
+        used: dict[tuple[str, str, str], CertificateContext] = {}
+        for gateway in config.gateways:
+            for listener in gateway.listeners:
+                if listener.protocol != "HTTPS":
+                    continue
+                loaded = self._load(listener, used, errors)
+                table = compiled.get(listener.name)
+                if not loaded or table is None:
+                    continue
+                key = (listener.address, listener.port)
+                socket_table = sockets.get(key)
+                if socket_table is None:
+                    socket_table = sockets[key] = TLSSocketTable()
+                socket_table.add(listener, table, TLSListener(listener.name, loaded))
+        self._contexts = used
+        return sockets, errors
+
+    def _load(
+        self,
+        listener: ir.Listener,
+        used: dict[tuple[str, str, str], CertificateContext],
+        errors: dict[str, str],
+    ) -> list[tuple[ir.TLSCertificate, CertificateContext]]:
+        loaded = []
+        problems = []
+        certificates = listener.tls.certificates if listener.tls is not None else ()
+        for certificate in certificates:
+            key = (listener.name, certificate.cert_chain, certificate.private_key)
+            context = used.get(key) or self._contexts.get(key)
+            if context is None:
+                try:
+                    context = load_certificate(listener.name, certificate)
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    problems.append(f"{certificate.name}: {exc}")
+                    continue
+            used[key] = context
+            loaded.append((certificate, context))
+        if not loaded:
+            problems = problems or ["no certificate"]
+            errors[listener.name] = "cannot terminate TLS: " + "; ".join(problems)
+        return loaded
