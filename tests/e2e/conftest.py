@@ -124,72 +124,67 @@ class Turnout:
         return self.log.read_text()
 
 
-@pytest.fixture
-def backends(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
-    started: list[Backend] = []
-
-    def start(name: str, namespace: str = "default") -> Backend:
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "turnout.demo.echo",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--name",
-                name,
-                "--namespace",
-                namespace,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        backend = Backend(name, namespace, port, proc)
-        started.append(backend)
+def launch_backend(name: str, namespace: str = "default") -> Backend:
+    """Start an echo backend on a free loopback port and wait until it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "turnout.demo.echo",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--name",
+            name,
+            "--namespace",
+            namespace,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    backend = Backend(name, namespace, port, proc)
+    try:
         wait_for(lambda: request("127.0.0.1", port, "/").status == 200, what=f"backend {name}")
-        return backend
+    except AssertionError:
+        proc.kill()
+        raise
+    return backend
 
-    yield start
+
+def stop_backends(started: list[Backend]) -> None:
     for backend in started:
         backend.process.terminate()
     for backend in started:
         backend.process.wait(10)
 
 
-@pytest.fixture
-def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
-    started: list[Turnout] = []
+def launch_turnout(directory: Path, log: Path, *extra: str) -> Turnout:
+    """Start `turnout run -f directory` on a /28 of loopback addresses of its own."""
+    n = next(_pools) + (os.getpid() % 200) * 16
+    pool = f"127.{100 + n // 4096 % 100}.{n // 16 % 256}.{(n % 16) * 16}/28"
+    admin_port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "turnout",
+                "run",
+                "-f",
+                str(directory),
+                "--admin",
+                f"127.0.0.1:{admin_port}",
+                "--address-pool",
+                pool,
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Turnout(directory, admin_port, pool, proc, log, list(extra))
 
-    def start(directory: Path, *extra: str) -> Turnout:
-        n = next(_pools) + (os.getpid() % 200) * 16
-        pool = f"127.{100 + n // 4096 % 100}.{n // 16 % 256}.{(n % 16) * 16}/28"
-        admin_port = free_port()
-        log = tmp_path / f"turnout-{len(started)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "turnout",
-                    "run",
-                    "-f",
-                    str(directory),
-                    "--admin",
-                    f"127.0.0.1:{admin_port}",
-                    "--address-pool",
-                    pool,
-                    *extra,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        t = Turnout(directory, admin_port, pool, proc, log, list(extra))
-        started.append(t)
-        t.wait_ready()
-        return t
 
-    yield start
+def stop_turnouts(started: list[Turnout]) -> None:
     for t in started:
         if t.process.poll() is None:
             t.process.send_signal(signal.SIGTERM)
@@ -198,6 +193,65 @@ def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
             t.process.wait(10)
         except subprocess.TimeoutExpired:
             t.process.kill()
+
+
+@pytest.fixture
+def backends(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
+    started: list[Backend] = []
+
+    def start(name: str, namespace: str = "default") -> Backend:
+        backend = launch_backend(name, namespace)
+        started.append(backend)
+        return backend
+
+    yield start
+    stop_backends(started)
+
+
+@pytest.fixture
+def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
+    started: list[Turnout] = []
+
+    def start(directory: Path, *extra: str) -> Turnout:
+        t = launch_turnout(directory, tmp_path / f"turnout-{len(started)}.log", *extra)
+        started.append(t)
+        t.wait_ready()
+        return t
+
+    yield start
+    stop_turnouts(started)
+
+
+@pytest.fixture(scope="module")
+def module_backends() -> Iterator[Callable[..., Backend]]:
+    """Like `backends`, shared by the tests of one module (one set of processes)."""
+    started: list[Backend] = []
+
+    def start(name: str, namespace: str = "default") -> Backend:
+        backend = launch_backend(name, namespace)
+        started.append(backend)
+        return backend
+
+    yield start
+    stop_backends(started)
+
+
+@pytest.fixture(scope="module")
+def module_turnout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., Turnout]]:
+    """Like `turnout`, shared by the tests of one module."""
+    started: list[Turnout] = []
+    logs = tmp_path_factory.mktemp("turnout-logs")
+
+    def start(directory: Path, *extra: str) -> Turnout:
+        t = launch_turnout(directory, logs / f"turnout-{len(started)}.log", *extra)
+        started.append(t)
+        t.wait_ready()
+        return t
+
+    yield start
+    stop_turnouts(started)
 
 
 def service_yaml(
