@@ -35,3 +35,63 @@ def test_supported_features_sorted_and_valid_names() -> None:
     assert names == sorted(names)
     # GEP-2162: PascalCase, letters and digits only, at most 128 characters.
     assert all(n[0].isupper() and n.isalnum() and len(n) <= 128 for n in names)
+
+
+# Feature names of the Gateway profiles (pkg/features/{gateway,httproute,referencegrant}.go
+# at gateway-api main, see the project's spec notes): a typo would publish a name the
+# conformance suite never matches.
+KNOWN_FEATURES = {
+    "Gateway",
+    "GatewayPort8080",
+    "GatewayStaticAddresses",
+    "GatewayHTTPListenerIsolation",
+    "GatewayHTTPSListenerDetectMisdirectedRequests",
+    "GatewayInfrastructurePropagation",
+    "GatewayAddressEmpty",
+    "GatewayBackendClientCertificate",
+    "GatewayFrontendClientCertificateValidation",
+    "GatewayFrontendClientCertificateValidationInsecureFallback",
+    "ListenerSet",
+    "HTTPRoute",
+    "HTTPRouteDestinationPortMatching",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
+    "HTTPRouteParentRefPort",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteCORS",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteRetry",
+    "HTTPRouteRetryBackendTimeout",
+    "HTTPRouteRetryConnectionError",
+    "HTTPRouteBackendURLRewrite",
+    "HTTPRouteBackendRequestRedirect",
+    "ReferenceGrant",
+}
+
+
+def test_feature_names_are_gateway_api_names() -> None:
+    unknown = set(FEATURE_TESTS) - KNOWN_FEATURES
+    assert not unknown, f"not Gateway API feature names: {sorted(unknown)}"
+
+
+def test_every_feature_is_proven_with_traffic() -> None:
+    # Status-only proof (golden files, unit tests) is not enough: each feature names at
+    # least one end-to-end test of `turnout run` with real backends.
+    for feature, tests in FEATURE_TESTS.items():
+        assert any(t.startswith("tests/e2e/") and "::" in t for t in tests), feature

@@ -4,22 +4,79 @@ A feature is listed only when the data plane honours it; each entry names the te
 (pytest node ids, relative to the repo root) that prove it with real traffic and
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
+
+Not listed on purpose (no data-plane behaviour yet, or not served at all): HTTPS/TLS
+features, CORS, request and backend timeouts, retries, backend h2c and WebSocket,
+backend-level URLRewrite and RequestRedirect, listener infrastructure propagation,
+ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
 
 from __future__ import annotations
 
+_MATCHING = "tests/e2e/test_features_matching.py"
+_FILTERS = "tests/e2e/test_features_filters.py"
+_GATEWAY = "tests/e2e/test_features_gateway.py"
+_GOLDEN = "tests/golden/test_golden.py"
+
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "Gateway": (
         "tests/e2e/test_run.py::test_gateway_status_and_address",
-        "tests/golden/test_golden.py",
+        _GOLDEN,
+    ),
+    "GatewayAddressEmpty": (f"{_GATEWAY}::test_address_without_value_is_assigned",),
+    "GatewayHTTPListenerIsolation": (f"{_GATEWAY}::test_http_listener_isolation",),
+    "GatewayPort8080": (
+        f"{_GATEWAY}::test_gateway_port_8080",
+        f"{_FILTERS}::test_redirect_port_and_scheme",
+    ),
+    "GatewayStaticAddresses": (
+        f"{_GATEWAY}::test_static_addresses",
+        "tests/test_address_allocator.py",
+        _GOLDEN,
+    ),
+    "GatewayHTTPSListenerDetectMisdirectedRequests": (
+        "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
     ),
     "HTTPRoute": (
         "tests/e2e/test_run.py::test_routes_by_host_and_path",
-        "tests/golden/test_golden.py",
+        f"{_MATCHING}::test_exact_header_matching",
+        f"{_MATCHING}::test_path_match_order",
+        f"{_MATCHING}::test_no_backend_refs_answers_500",
+        f"{_MATCHING}::test_invalid_backend_kind_answers_500",
+        f"{_MATCHING}::test_partially_invalid_backends_answer_500_in_proportion",
+        f"{_MATCHING}::test_service_without_ready_endpoints_answers_503",
+        f"{_FILTERS}::test_request_header_modifier",
+        f"{_FILTERS}::test_request_header_add_joins_repeated_request_headers",
+        f"{_GATEWAY}::test_hostname_intersection",
+        _GOLDEN,
     ),
+    "HTTPRoute303RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
+    "HTTPRoute307RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
+    "HTTPRoute308RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
+    "HTTPRouteBackendRequestHeaderModification": (
+        f"{_FILTERS}::test_backend_request_header_modifier_only_for_the_chosen_backend",
+    ),
+    "HTTPRouteDestinationPortMatching": (
+        f"{_GATEWAY}::test_parent_ref_port_without_listener",
+        f"{_GATEWAY}::test_parent_ref_port",
+    ),
+    "HTTPRouteHostRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
+    "HTTPRouteMethodMatching": (f"{_MATCHING}::test_method_matching",),
+    "HTTPRouteNamedRouteRule": (f"{_GATEWAY}::test_named_route_rule",),
+    "HTTPRouteParentRefPort": (f"{_GATEWAY}::test_parent_ref_port",),
+    "HTTPRoutePathRedirect": (f"{_FILTERS}::test_redirect_path",),
+    "HTTPRoutePathRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
+    "HTTPRoutePortRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
+    "HTTPRouteQueryParamMatching": (f"{_MATCHING}::test_query_param_matching",),
+    "HTTPRouteRequestMirror": (f"{_FILTERS}::test_request_mirror",),
+    "HTTPRouteRequestMultipleMirrors": (f"{_FILTERS}::test_request_multiple_mirrors",),
+    "HTTPRouteRequestPercentageMirror": (f"{_FILTERS}::test_request_percentage_mirror",),
+    "HTTPRouteResponseHeaderModification": (f"{_FILTERS}::test_response_header_modifier",),
+    "HTTPRouteSchemeRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
     "ReferenceGrant": (
         "tests/e2e/test_run.py::test_reference_grant_revocation",
-        "tests/golden/test_golden.py",
+        f"{_MATCHING}::test_cross_namespace_backend_needs_reference_grant",
+        _GOLDEN,
     ),
 }
 
