@@ -70,8 +70,7 @@ def _run(case: Path, stage: str, tmp: Path) -> Any:
     out: dict[str, Any] = {}
     if loaded.errors:
         out["errors"] = [
-            str(e).replace(str(case) + "/", "").replace(str(tmp) + "/", "")
-            for e in loaded.errors
+            str(e).replace(str(case) + "/", "").replace(str(tmp) + "/", "") for e in loaded.errors
         ]
     out["objects"] = [
         {
@@ -99,9 +98,7 @@ def _dump(data: Any) -> str:
     [(stage, case) for stage in STAGES for case in _cases(stage)],
     ids=lambda v: v if isinstance(v, str) else v.name,
 )
-def test_golden(
-    stage: str, case: Path, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+def test_golden(stage: str, case: Path, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     actual = _dump(_run(case, stage, tmp_path))
     expected_file = case / "out.yaml"
     if request.config.getoption("--update-golden") or not expected_file.exists():
