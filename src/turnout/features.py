@@ -37,6 +37,9 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "GatewayHTTPSListenerDetectMisdirectedRequests": (
         "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
     ),
+    "GatewayHTTPSListenerDetectMisdirectedRequests": (
+        "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
+    ),
     "HTTPRoute": (
         "tests/e2e/test_run.py::test_routes_by_host_and_path",
         f"{_MATCHING}::test_exact_header_matching",
