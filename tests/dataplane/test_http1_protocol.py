@@ -266,14 +266,14 @@ async def test_head_response_without_body() -> None:
     assert transport.data().endswith(b"\r\n\r\nok")
 
 
-async def test_upstream_reset_before_response_gives_502() -> None:
+async def test_upstream_reset_before_response_gives_503() -> None:
     fake = FakeUpstreams()
     client, transport = _client(_table(ROUTES, fake))
     client.data_received(b"POST /api HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
     ((upstream, _),) = fake.connections
     upstream.connection_lost(ConnectionResetError())
     (response,) = _responses(transport.data())
-    assert response.status == 502
+    assert response.status == 503
     assert not transport.closed  # the client connection stays usable
 
 

@@ -163,11 +163,11 @@ async def test_connection_reset_is_retried(dataplane: DataPlane) -> None:
         flaky.close()
 
 
-async def test_reset_attempts_exhausted_gives_502(dataplane: DataPlane) -> None:
+async def test_reset_attempts_exhausted_gives_503(dataplane: DataPlane) -> None:
     flaky = await _flaky(5, "reset")
     try:
         port = await _serve(dataplane, flaky.port, retry=ir.RetryPolicy(attempts=1))
-        assert (await request(ADDR, port, "/")).status == 502
+        assert (await request(ADDR, port, "/")).status == 503
         assert flaky.requests == 2
     finally:
         flaky.close()
@@ -210,7 +210,7 @@ async def test_large_body_is_not_retried(dataplane: DataPlane) -> None:
     try:
         port = await _serve(dataplane, flaky.port, retry=ir.RetryPolicy(attempts=3))
         response = await request(ADDR, port, "/", method="POST", body=b"x" * (100 * 1024))
-        assert response.status == 502  # 100 KiB > the 64 KiB retry buffer
+        assert response.status == 503  # 100 KiB > the 64 KiB retry buffer
         assert flaky.requests == 1
     finally:
         flaky.close()

@@ -116,7 +116,7 @@ async def test_local_statuses(backends: Backends, dataplane: DataPlane) -> None:
     port = await _serve(dataplane, routes, clusters)
     assert (await request(ADDR, port, "/direct")).status == 500
     assert (await request(ADDR, port, "/empty")).status == 503
-    assert (await request(ADDR, port, "/dead")).status == 502
+    assert (await request(ADDR, port, "/dead")).status == 503
     assert (await request(ADDR, port, "/elsewhere")).status == 404
 
 

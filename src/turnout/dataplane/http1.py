@@ -35,8 +35,8 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
   requests are queued. ``ClientConnection._paused`` is a bit set of these reasons; the
   transport is paused iff it is non-zero.
 * **Failures.** No exception leaves a callback. Upstream connect failure or a reset
-  before the response head gives 502; after the head, the client connection is aborted
-  (the only honest signal left). A request on a reused upstream connection without a
+  before the response head gives 503 (a malformed response head: 502); after the head,
+  the client connection is aborted (the only honest signal left). A request on a reused upstream connection without a
   body is retried once on a fresh connection, since the idle connection may have been
   closed by the backend just as it was reused.
 """
@@ -662,7 +662,9 @@ class Exchange:
             if run.can_retry():
                 run.schedule_retry()
                 return
-        self._fail(502)
+        # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
+        # retry conformance tests accept 500 or 503 once connection retries run out.
+        self._fail(503)
 
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
         run = self.run
@@ -753,7 +755,10 @@ class Exchange:
             self.out = [self.head]
             self.pool.acquire(self, fresh=True)
             return
-        self._fail(502)
+        # A malformed response is the backend's fault (502); a connection reset or
+        # closed before any response means the backend is unavailable (503).
+        malformed = isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
+        self._fail(502 if malformed else 503)
 
     def upstream_paused(self, paused: bool) -> None:
         self.client.set_paused(PAUSE_UPSTREAM_FULL, paused)
