@@ -5,10 +5,10 @@ A feature is listed only when the data plane honours it; each entry names the te
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
 
-Not listed on purpose (no data-plane behaviour yet, or not served at all): HTTPS/TLS
-features, CORS, request and backend timeouts, retries, backend h2c and WebSocket,
-backend-level URLRewrite and RequestRedirect, listener infrastructure propagation,
-ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
+Not listed until their behaviour has such a test: client-certificate features, CORS,
+request and backend timeouts, retries, backend h2c and WebSocket, backend-level
+URLRewrite and RequestRedirect, infrastructure propagation, ListenerSets, GRPCRoute,
+TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         f"{_GATEWAY}::test_static_addresses",
         "tests/test_address_allocator.py",
         _GOLDEN,
-    ),
-    "GatewayHTTPSListenerDetectMisdirectedRequests": (
-        "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
     ),
     "GatewayHTTPSListenerDetectMisdirectedRequests": (
         "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
