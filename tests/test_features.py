@@ -95,3 +95,18 @@ def test_every_feature_is_proven_with_traffic() -> None:
     # least one end-to-end test of `turnout run` with real backends.
     for feature, tests in FEATURE_TESTS.items():
         assert any(t.startswith("tests/e2e/") and "::" in t for t in tests), feature
+
+
+def test_no_feature_is_listed_twice() -> None:
+    # A repeated key in the dict literal silently drops the first entry's tests.
+    source = (ROOT / "src/turnout/features.py").read_text()
+    table = next(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id == "FEATURE_TESTS"
+    )
+    assert isinstance(table, ast.Dict)
+    keys = [k.value for k in table.keys if isinstance(k, ast.Constant)]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
