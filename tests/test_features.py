@@ -108,5 +108,5 @@ def test_no_feature_is_listed_twice() -> None:
         and node.target.id == "FEATURE_TESTS"
     )
     assert isinstance(table, ast.Dict)
-    keys = [k.value for k in table.keys if isinstance(k, ast.Constant)]
+    keys = [str(k.value) for k in table.keys if isinstance(k, ast.Constant)]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
