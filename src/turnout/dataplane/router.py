@@ -399,12 +399,12 @@ def compile_routes(config: ir.Config, clusters: Mapping[str, UpstreamCluster]) -
             socket_table = table.sockets.get(key)
             if socket_table is None:
                 socket_table = table.sockets[key] = SocketTable()
-            compiled = _compile_listener(listener, clusters, table.errors)
+            compiled = compile_listener(listener, clusters, table.errors)
             socket_table.listeners.add(listener.hostname, compiled)
     return table
 
 
-def _compile_listener(
+def compile_listener(
     listener: ir.Listener, clusters: Mapping[str, UpstreamCluster], errors: list[str]
 ) -> ListenerTable:
     vhosts: HostMap[VirtualHostTable] = HostMap()

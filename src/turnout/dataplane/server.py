@@ -32,7 +32,7 @@ from turnout.dataplane.router import (
     RouteTable,
     SocketKey,
     SocketTable,
-    _compile_listener,
+    compile_listener,
     compile_routes,
 )
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
@@ -134,7 +134,7 @@ class DataPlane:
         for gateway in config.gateways:
             for listener in gateway.listeners:
                 if listener.protocol == "HTTPS":
-                    compiled[listener.name] = _compile_listener(listener, clusters, table.errors)
+                    compiled[listener.name] = compile_listener(listener, clusters, table.errors)
         sockets, errors = self._certificates.build(config, compiled)
         for key, socket_table in sockets.items():
             if key in table.sockets:  # the graph rejects this within a Gateway (ProtocolConflict)
