@@ -6,7 +6,8 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features, CORS,
-request and backend timeouts, retries, backend h2c and WebSocket, backend-level
+retries (implemented in the data plane, not yet proven through `turnout run`), backend
+h2c and WebSocket, backend-level
 URLRewrite and RequestRedirect, infrastructure propagation, ListenerSets, GRPCRoute,
 TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
@@ -17,6 +18,7 @@ _MATCHING = "tests/e2e/test_features_matching.py"
 _FILTERS = "tests/e2e/test_features_filters.py"
 _GATEWAY = "tests/e2e/test_features_gateway.py"
 _GOLDEN = "tests/golden/test_golden.py"
+_TIMEOUTS = "tests/e2e/test_features_timeouts.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "Gateway": (
@@ -63,6 +65,11 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteHostRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
     "HTTPRouteMethodMatching": (f"{_MATCHING}::test_method_matching",),
     "HTTPRouteNamedRouteRule": (f"{_GATEWAY}::test_named_route_rule",),
+    "HTTPRouteRequestTimeout": (
+        f"{_TIMEOUTS}::test_request_timeout",
+        f"{_TIMEOUTS}::test_request_timeout_disabled_by_zero",
+    ),
+    "HTTPRouteBackendTimeout": (f"{_TIMEOUTS}::test_backend_request_timeout",),
     "HTTPRouteParentRefPort": (f"{_GATEWAY}::test_parent_ref_port",),
     "HTTPRoutePathRedirect": (f"{_FILTERS}::test_redirect_path",),
     "HTTPRoutePathRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
