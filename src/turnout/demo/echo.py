@@ -19,6 +19,17 @@ Request controls:
 * ``x-echo-body-size: N`` -- answer with N bytes of body instead of the JSON (the JSON then
   goes in the ``x-echo-request`` response header); ``x-echo-chunked: true`` sends it chunked.
 
+Retry simulation (like the conformance echo server's), by query parameter or by header
+(``x-echo-succeed-after`` and so on): ``?succeedAfter=N`` makes the first N requests for
+a key fail and the later ones answer 200. The key is ``key=`` (or ``uuid=``) when given,
+else the request target as received. A failure answers with ``status=CODE`` (or
+``responseCode=CODE``; 500 by default), or with ``failWith=reset`` closes the connection
+abruptly (TCP reset) without a response; ``delayRetry=250ms`` delays only the failures
+(``delay=`` delays every answer). Requests counted for a key -- with or without
+``succeedAfter`` -- carry their number in the JSON as ``"attempt": n`` and in the
+``x-echo-attempt`` response header, so a test can ask a backend how often it was tried.
+Counts are per process and never expire.
+
 Run it with ``python -m turnout.demo.echo --listen 127.0.0.1:8080 --name foo``.
 """
 
@@ -28,8 +39,10 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 from collections import deque
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,15 +51,18 @@ import httptools
 _connection_ids = itertools.count(1)
 _STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 _PIECE = 64 * 1024
+# Retry simulation: requests seen per key (see the module docstring).
+_attempts: dict[str, int] = {}
 
 
 class _Slot:
     """A response in the order queue; ``data`` is None until it is ready."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "reset")
 
     def __init__(self) -> None:
         self.data: list[bytes] | None = None
+        self.reset = False  # abort the connection instead of answering
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -112,18 +128,25 @@ class EchoProtocol(asyncio.Protocol):
         self._url, self._headers, self._body_length = b"", [], 0
         slot = _Slot()
         self._queue.append(slot)
-        delay = _delay(headers, request["path"])  # type: ignore[arg-type]
-        response = _response(request, headers, keep_alive)
+        path = str(request["path"])
+        delay = _delay(headers, path)
+        status, reset = 200, False
+        failure = _simulate_retry(request, headers, path)
+        if failure is not None:
+            status, reset, failure_delay = failure
+            delay = max(delay, failure_delay)
+        response = [] if reset else _response(request, headers, keep_alive, status)
         if not keep_alive:
             self._close_after = True
         if delay > 0:
             loop = asyncio.get_running_loop()
-            loop.call_later(delay, self._ready, slot, response)
+            loop.call_later(delay, self._ready, slot, response, reset)
         else:
-            self._ready(slot, response)
+            self._ready(slot, response, reset)
 
-    def _ready(self, slot: _Slot, response: list[bytes]) -> None:
+    def _ready(self, slot: _Slot, response: list[bytes], reset: bool = False) -> None:
         slot.data = response
+        slot.reset = reset
         self._flush()
 
     def _send_raw(self, data: bytes) -> None:
@@ -135,7 +158,13 @@ class EchoProtocol(asyncio.Protocol):
         transport = self._transport
         queue = self._queue
         while queue and queue[0].data is not None:
-            data = queue.popleft().data
+            slot = queue.popleft()
+            if slot.reset:
+                queue.clear()
+                if transport is not None:
+                    transport.abort()
+                return
+            data = slot.data
             if transport is not None and not transport.is_closing() and data:
                 transport.write(b"".join(data))
         if not queue and self._close_after and transport is not None:
@@ -157,6 +186,35 @@ def _delay(headers: dict[str, list[str]], path: str) -> float:
     return _duration(text)
 
 
+def _control(headers: dict[str, list[str]], query: dict[str, list[str]], name: str) -> str:
+    """A request control: query parameter ``name`` or header ``x-echo-<kebab-name>``."""
+    if name in query:
+        return query[name][0]
+    header = "X-Echo-" + _canonical(re.sub(r"(?<!^)(?=[A-Z])", "-", name))
+    return headers.get(header, [""])[0]
+
+
+def _simulate_retry(
+    request: dict[str, object], headers: dict[str, list[str]], path: str
+) -> tuple[int, bool, float] | None:
+    """Count the request for its key; (status, reset, delay) when it is to fail."""
+    query = parse_qs(urlsplit(path).query) if "?" in path else {}
+    key = _control(headers, query, "key") or _control(headers, query, "uuid")
+    succeed_after = _control(headers, query, "succeedAfter")
+    if not key and not succeed_after.isdigit():
+        return None
+    key = key or path
+    attempt = _attempts.get(key, 0) + 1
+    _attempts[key] = attempt
+    request["attempt"] = attempt
+    if not succeed_after.isdigit() or attempt > int(succeed_after):
+        return None
+    code = _control(headers, query, "status") or _control(headers, query, "responseCode")
+    status = int(code) if code.isdigit() and 100 <= int(code) <= 999 else 500
+    reset = _control(headers, query, "failWith").lower() == "reset"
+    return status, reset, _duration(_control(headers, query, "delayRetry"))
+
+
 def _duration(text: str) -> float:
     text = text.strip()
     try:
@@ -169,10 +227,25 @@ def _duration(text: str) -> float:
         return 0.0
 
 
+def _status_line(status: int) -> bytes:
+    if status == 200:
+        return _STATUS_200
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Status"
+    return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
+
+
 def _response(
-    request: dict[str, object], headers: dict[str, list[str]], keep_alive: bool
+    request: dict[str, object],
+    headers: dict[str, list[str]],
+    keep_alive: bool,
+    status: int = 200,
 ) -> list[bytes]:
     extra = b""
+    if "attempt" in request:
+        extra += b"x-echo-attempt: %d\r\n" % cast(int, request["attempt"])
     for spec in headers.get("X-Echo-Set-Header", []):
         for item in spec.split(","):
             name, sep, value = item.partition(":")
@@ -183,7 +256,7 @@ def _response(
     size_text = headers.get("X-Echo-Body-Size", [""])[0]
     if not size_text.isdigit():
         return [
-            _STATUS_200,
+            _status_line(status),
             b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
             extra,
             connection,
@@ -193,7 +266,16 @@ def _response(
     size = int(size_text)
     chunked = headers.get("X-Echo-Chunked", [""])[0].lower() == "true"
     framing = b"transfer-encoding: chunked\r\n" if chunked else b"content-length: %d\r\n" % size
-    parts = [_STATUS_200, b"x-echo-request: ", body, b"\r\n", framing, extra, connection, b"\r\n"]
+    parts = [
+        _status_line(status),
+        b"x-echo-request: ",
+        body,
+        b"\r\n",
+        framing,
+        extra,
+        connection,
+        b"\r\n",
+    ]
     pattern = bytes(range(256)) * (_PIECE // 256)
     remaining = size
     while remaining > 0:
