@@ -6,8 +6,7 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features, CORS,
-retries (implemented in the data plane, not yet proven through `turnout run`), backend
-h2c and WebSocket, backend-level
+backend h2c and WebSocket, backend-level
 URLRewrite and RequestRedirect, infrastructure propagation, ListenerSets, GRPCRoute,
 TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
@@ -19,6 +18,7 @@ _FILTERS = "tests/e2e/test_features_filters.py"
 _GATEWAY = "tests/e2e/test_features_gateway.py"
 _GOLDEN = "tests/golden/test_golden.py"
 _TIMEOUTS = "tests/e2e/test_features_timeouts.py"
+_RETRY = "tests/e2e/test_features_retry.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "Gateway": (
@@ -79,6 +79,15 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteRequestMultipleMirrors": (f"{_FILTERS}::test_request_multiple_mirrors",),
     "HTTPRouteRequestPercentageMirror": (f"{_FILTERS}::test_request_percentage_mirror",),
     "HTTPRouteResponseHeaderModification": (f"{_FILTERS}::test_response_header_modifier",),
+    "HTTPRouteRetry": (
+        f"{_RETRY}::test_retry_on_listed_codes",
+        f"{_RETRY}::test_no_retry_on_unlisted_code",
+    ),
+    "HTTPRouteRetryBackendTimeout": (
+        f"{_RETRY}::test_retry_on_backend_request_timeout",
+        f"{_RETRY}::test_retries_within_request_timeout",
+    ),
+    "HTTPRouteRetryConnectionError": (f"{_RETRY}::test_retry_on_connection_reset",),
     "HTTPRouteSchemeRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
     "ReferenceGrant": (
         "tests/e2e/test_run.py::test_reference_grant_revocation",
