@@ -6,9 +6,8 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features, CORS,
-backend h2c and WebSocket, backend-level
-URLRewrite and RequestRedirect, infrastructure propagation, ListenerSets, GRPCRoute,
-TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
+backend h2c and WebSocket, backend-level RequestRedirect, infrastructure propagation,
+ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ _GATEWAY = "tests/e2e/test_features_gateway.py"
 _GOLDEN = "tests/golden/test_golden.py"
 _TIMEOUTS = "tests/e2e/test_features_timeouts.py"
 _RETRY = "tests/e2e/test_features_retry.py"
+_BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "Gateway": (
@@ -55,6 +55,10 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRoute303RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
     "HTTPRoute307RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
     "HTTPRoute308RedirectStatusCode": (f"{_FILTERS}::test_redirect_status_codes",),
+    "HTTPRouteBackendURLRewrite": (
+        f"{_BACKEND_FILTERS}::test_backend_url_rewrite",
+        f"{_BACKEND_FILTERS}::test_backend_url_rewrite_only_for_its_backend",
+    ),
     "HTTPRouteBackendRequestHeaderModification": (
         f"{_FILTERS}::test_backend_request_header_modifier_only_for_the_chosen_backend",
     ),
