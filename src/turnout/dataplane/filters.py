@@ -50,6 +50,15 @@ class HeaderEdit:
         self.add = tuple(_field(n, v) for n, v in modifier.add)
         self.remove = frozenset(_b(n.lower()) for n in modifier.remove)
 
+    @classmethod
+    def setting(cls, set_: list[Header], add: list[Header]) -> HeaderEdit:
+        """An edit built from already-valid header triples (values taken from a request)."""
+        edit = cls.__new__(cls)
+        edit.set = tuple(set_)
+        edit.add = tuple(add)
+        edit.remove = frozenset()
+        return edit
+
     def apply(self, headers: list[Header]) -> list[Header]:
         """Return the edited header list (``headers`` may be modified in place)."""
         for lname, name, value in self.set:
@@ -156,3 +165,132 @@ class Rewrite:
     def __init__(self, rewrite: ir.URLRewrite) -> None:
         self.hostname = None if rewrite.hostname is None else _b(rewrite.hostname)
         self.path = None if rewrite.path is None else PathEdit(rewrite.path)
+
+
+# --- CORS (GEP-1767) --------------------------------------------------------------------
+
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+
+
+def normalize_origin(origin: bytes) -> tuple[bytes, bytes, int] | None:
+    """``scheme://host[:port]`` -> (scheme, host, port), lower-case, default port filled in;
+    None for anything else (``null``, paths, bad ports...)."""
+    scheme, sep, hostport = origin.strip().lower().partition(b"://")
+    if not sep or scheme not in _DEFAULT_PORTS or not hostport or b"/" in hostport:
+        return None
+    if hostport.startswith(b"["):
+        end = hostport.find(b"]")
+        if end == -1:
+            return None
+        host, rest = hostport[: end + 1], hostport[end + 1 :]
+        if rest and not rest.startswith(b":"):
+            return None
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = hostport.partition(b":")
+        if not sep:
+            port_text = b""
+    if not host:
+        return None
+    if port_text:
+        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
+            return None
+        port = int(port_text)
+    else:
+        port = _DEFAULT_PORTS[scheme]
+    return scheme, host, port
+
+
+class Cors:
+    """A compiled HTTPCORSFilter.
+
+    Preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) are
+    answered by the gateway: :meth:`preflight` gives the response headers (none for an
+    origin that is not allowed). For other requests :meth:`response_edit` gives what to
+    add to the backend's response. ``Access-Control-Allow-Origin`` always echoes the
+    request's Origin, which is valid both with and without credentials.
+    """
+
+    __slots__ = (
+        "_allow_headers",
+        "_allow_methods",
+        "_credentials",
+        "_expose",
+        "_max_age",
+        "_star_headers",
+        "_star_methods",
+        "allow_all",
+        "origins",
+        "patterns",
+    )
+
+    def __init__(self, policy: ir.CORSPolicy) -> None:
+        self.allow_all = policy.allow_all_origins
+        self.origins = frozenset(_b(o) for o in policy.origins)
+        self.patterns = tuple((_b(p.scheme), _b(p.suffix), p.port) for p in policy.origin_patterns)
+        credentials = policy.allow_credentials
+        self._credentials = credentials
+        self._star_methods = "*" in policy.allow_methods
+        self._allow_methods = _b(", ".join(policy.allow_methods))
+        self._star_headers = "*" in policy.allow_headers
+        self._allow_headers = _b(", ".join(policy.allow_headers))
+        expose = [h for h in policy.expose_headers if not (credentials and h == "*")]
+        self._expose = _b(", ".join(expose))
+        self._max_age = b"%d" % policy.max_age
+
+    def allows(self, origin: bytes) -> bool:
+        if self.allow_all:
+            return True
+        parsed = normalize_origin(origin)
+        if parsed is None:
+            return False
+        scheme, host, port = parsed
+        if b"%s://%s:%d" % (scheme, host, port) in self.origins:
+            return True
+        for p_scheme, suffix, p_port in self.patterns:
+            if (
+                p_scheme == scheme
+                and p_port == port
+                and (not suffix or (host.endswith(suffix) and len(host) > len(suffix)))
+            ):
+                return True
+        return False
+
+    def _common(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        headers = [(b"access-control-allow-origin", origin)]
+        if self._credentials:
+            headers.append((b"access-control-allow-credentials", b"true"))
+        if self._expose:
+            headers.append((b"access-control-expose-headers", self._expose))
+        return headers
+
+    def preflight(
+        self, origin: bytes, method: bytes, request_headers: bytes | None
+    ) -> list[tuple[bytes, bytes]]:
+        """Headers of the gateway's answer to a preflight; empty when not allowed."""
+        if not self.allows(origin):
+            return []
+        headers = self._common(origin)
+        if self._star_methods:
+            headers.append((b"access-control-allow-methods", method if self._credentials else b"*"))
+        elif self._allow_methods:
+            headers.append((b"access-control-allow-methods", self._allow_methods))
+        if self._star_headers:
+            if not self._credentials:
+                headers.append((b"access-control-allow-headers", b"*"))
+            elif request_headers:
+                headers.append((b"access-control-allow-headers", request_headers))
+        elif self._allow_headers:
+            headers.append((b"access-control-allow-headers", self._allow_headers))
+        headers.append((b"access-control-max-age", self._max_age))
+        headers.append((b"vary", b"Origin"))
+        return headers
+
+    def response_edit(self, origin: bytes) -> HeaderEdit | None:
+        """What a forwarded (non-preflight) request's response gets; None if not allowed."""
+        if not self.allows(origin):
+            return None
+        return HeaderEdit.setting(
+            [(name, name, value) for name, value in self._common(origin)],
+            add=[(b"vary", b"vary", b"Origin")],
+        )

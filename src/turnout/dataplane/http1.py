@@ -81,6 +81,7 @@ _TIMING_BUSY = 2  # requests in flight: no deadline (route timeouts apply)
 
 _CONNECT = b"CONNECT"
 _HEAD = b"HEAD"
+_OPTIONS = b"OPTIONS"
 
 
 class SocketState:
@@ -417,6 +418,23 @@ def route_request(
         exchange.local_status(404)
         return
     target = rule.choose()
+    cors = rule.cors
+    if cors is not None:
+        origin = _header(request.kept, b"origin")
+        if origin is not None:
+            request_method = _header(request.kept, b"access-control-request-method")
+            if method == _OPTIONS and request_method is not None:
+                # A preflight: answered here, never forwarded (GEP-1767).
+                allowed = cors.preflight(
+                    origin,
+                    request_method,
+                    _header(request.kept, b"access-control-request-headers"),
+                )
+                exchange.local = msg.headers_response(204, allowed, exchange.connection_header())
+                return
+            edit = cors.response_edit(origin)
+            if edit is not None and target.cluster is not None:
+                target = target.with_response_edit(edit)
     if target.status is not None:
         exchange.local_status(target.status)
     elif target.redirect is not None:
@@ -426,6 +444,14 @@ def route_request(
         )
     else:
         _forward(exchange, method, path, query if sep else None, request, target, client)
+
+
+def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | None:
+    """A request header's value, repeated lines joined with ","."""
+    values = [value for name, _, value in headers if name == lname]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else b",".join(values)
 
 
 def _origin_form(url: bytes) -> bytes:

@@ -93,6 +93,17 @@ def redirect_response(status: int, location: bytes, connection: bytes) -> bytes:
     )
 
 
+def headers_response(status: int, headers: list[tuple[bytes, bytes]], connection: bytes) -> bytes:
+    """A body-less local answer with extra headers (a CORS preflight)."""
+    parts = [status_line(status), b"server: turnout\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    if status not in (204, 304):
+        parts.append(b"content-length: 0\r\n")
+    parts += (connection, b"\r\n")
+    return b"".join(parts)
+
+
 # --- requests ---------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import re2
 
 from turnout import ir
-from turnout.dataplane.filters import HeaderEdit, Redirect, Rewrite
+from turnout.dataplane.filters import Cors, HeaderEdit, Redirect, Rewrite
 from turnout.dataplane.policy import RoutePolicy, compile_policy
 from turnout.ir.model import StringMatchType
 
@@ -269,11 +269,24 @@ class Target:
         self.mirrors = mirrors
         self.policy = policy  # timeouts and retries; None for most rules
 
+    def with_response_edit(self, edit: HeaderEdit) -> Target:
+        """A copy whose response also gets ``edit`` (per-request CORS headers)."""
+        return Target(
+            status=self.status,
+            redirect=self.redirect,
+            cluster=self.cluster,
+            request_edits=self.request_edits,
+            response_edits=(*self.response_edits, edit),
+            rewrite=self.rewrite,
+            mirrors=self.mirrors,
+            policy=self.policy,
+        )
+
 
 class Rule:
     """A compiled HTTPRouteRule: a path matcher, extra conditions and a weighted choice."""
 
-    __slots__ = ("_cumulative", "_targets", "_total", "conditions", "name", "path")
+    __slots__ = ("_cumulative", "_targets", "_total", "conditions", "cors", "name", "path")
 
     def __init__(
         self,
@@ -281,10 +294,12 @@ class Rule:
         path: PathMatcher,
         conditions: tuple[Condition, ...],
         weighted: Sequence[tuple[int, Target]],
+        cors: Cors | None = None,
     ) -> None:
         self.name = name
         self.path = path
         self.conditions = conditions
+        self.cors = cors  # the rule's CORS filter; None for most rules
         live = [(w, t) for w, t in weighted if w > 0]  # weight 0 is never chosen
         self._targets = tuple(t for _, t in live)
         cumulative: list[float] = []
@@ -426,11 +441,12 @@ def _compile_rule(
     except re2.error as exc:
         errors.append(f"{rule.name}: invalid regular expression: {exc}")
         return Rule(rule.name, _always, (), [(1, Target(status=500))])
+    cors = None if rule.filters.cors is None else Cors(rule.filters.cors)
     if rule.direct_status is not None:
-        return Rule(rule.name, path, conditions, [(1, Target(status=rule.direct_status))])
+        return Rule(rule.name, path, conditions, [(1, Target(status=rule.direct_status))], cors)
     if rule.filters.redirect is not None:
         redirect = _redirect(rule.filters.redirect, listener)
-        return Rule(rule.name, path, conditions, [(1, Target(redirect=redirect))])
+        return Rule(rule.name, path, conditions, [(1, Target(redirect=redirect))], cors)
     weighted = [
         (backend.weight, _compile_target(rule, backend, listener, clusters, errors))
         for backend in rule.backends
@@ -438,7 +454,7 @@ def _compile_rule(
     if not any(weight > 0 for weight, _ in weighted):
         # The control plane sets direct_status for this; be safe if it did not.
         weighted = [(1, Target(status=500))]
-    return Rule(rule.name, path, conditions, weighted)
+    return Rule(rule.name, path, conditions, weighted, cors)
 
 
 def _redirect(redirect: ir.RequestRedirect, listener: ir.Listener) -> Redirect:

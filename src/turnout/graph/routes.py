@@ -40,6 +40,7 @@ _RULE_FILTERS = {
     "RequestRedirect",
     "URLRewrite",
     "RequestMirror",
+    "CORS",
 }
 _BACKEND_FILTERS = {"RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite"}
 _RESOLVED_REFS_PRIORITY = (

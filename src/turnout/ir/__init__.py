@@ -7,6 +7,7 @@ plane imports nothing but this package (and ``turnout.util``).
 from turnout.ir.model import (
     Cluster,
     Config,
+    CORSPolicy,
     Endpoint,
     Filters,
     Gateway,
@@ -15,6 +16,7 @@ from turnout.ir.model import (
     HTTPRouteRule,
     Listener,
     ListenerTLS,
+    OriginPattern,
     PathMatch,
     PathModifier,
     QueryParamMatch,
@@ -33,6 +35,7 @@ from turnout.ir.model import (
 )
 
 __all__ = [
+    "CORSPolicy",
     "Cluster",
     "Config",
     "Endpoint",
@@ -43,6 +46,7 @@ __all__ = [
     "HeaderModifier",
     "Listener",
     "ListenerTLS",
+    "OriginPattern",
     "PathMatch",
     "PathModifier",
     "QueryParamMatch",

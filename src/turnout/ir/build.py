@@ -21,6 +21,7 @@ from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, 
 from turnout.graph.routes import parse_retry
 from turnout.ir import model as ir
 from turnout.resources.httproute import (
+    HTTPCORSFilter,
     HTTPHeaderFilter,
     HTTPPathModifier,
     HTTPRouteFilter,
@@ -252,6 +253,7 @@ def _filters(
     request_headers = response_headers = None
     redirect = rewrite = None
     mirrors: list[ir.RequestMirror] = []
+    cors = None
     mirror_index = 0
     for flt in filters:
         if flt.request_header_modifier is not None:
@@ -275,12 +277,51 @@ def _filters(
             mirror_index += 1
             if cluster is not None:
                 mirrors.append(_mirror(flt, cluster))
+        elif flt.cors is not None:
+            cors = cors_policy(flt.cors)
     return ir.Filters(
         request_headers=request_headers,
         response_headers=response_headers,
         redirect=redirect,
         rewrite=rewrite,
         mirrors=tuple(mirrors),
+        cors=cors,
+    )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def cors_policy(spec: HTTPCORSFilter) -> ir.CORSPolicy:
+    """HTTPCORSFilter -> ir.CORSPolicy: origins split into an exact set and wildcard
+    patterns, normalised to lower-case ``scheme://host:port`` with the default port."""
+    allow_all = False
+    exact: set[str] = set()
+    patterns: list[ir.OriginPattern] = []
+    for origin in spec.allow_origins:
+        if origin == "*":
+            allow_all = True
+            continue
+        scheme, _, hostport = origin.lower().partition("://")
+        host, sep, port_text = hostport.rpartition(":")
+        if not sep:
+            host, port_text = hostport, ""
+        port = int(port_text) if port_text else _DEFAULT_PORTS.get(scheme, 0)
+        if host == "*":
+            patterns.append(ir.OriginPattern(scheme, "", port))
+        elif host.startswith("*."):
+            patterns.append(ir.OriginPattern(scheme, host[1:], port))
+        else:
+            exact.add(f"{scheme}://{host}:{port}")
+    return ir.CORSPolicy(
+        allow_all_origins=allow_all,
+        origins=frozenset(exact),
+        origin_patterns=tuple(patterns),
+        allow_methods=tuple(dict.fromkeys(spec.allow_methods)),
+        allow_headers=tuple(dict.fromkeys(h.lower() for h in spec.allow_headers)),
+        expose_headers=tuple(dict.fromkeys(h.lower() for h in spec.expose_headers)),
+        allow_credentials=bool(spec.allow_credentials),
+        max_age=spec.max_age,
     )
 
 

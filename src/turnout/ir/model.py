@@ -96,6 +96,37 @@ class RequestMirror(msgspec.Struct, frozen=True, omit_defaults=True):
     denominator: int = 100
 
 
+class OriginPattern(msgspec.Struct, frozen=True):
+    """A wildcard allowOrigins entry: ``scheme://*.suffix[:port]`` (or ``scheme://*``).
+
+    ``suffix`` is lower-case and starts with "." (empty for a bare ``*`` host); the
+    wildcard is greedy, so it matches one or more labels. ``port`` is explicit or the
+    scheme's default (80/443).
+    """
+
+    scheme: str
+    suffix: str
+    port: int
+
+
+class CORSPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
+    """HTTPCORSFilter (GEP-1767), precompiled for the data plane.
+
+    Origins are normalised to ``scheme://host:port`` (lower-case, explicit port);
+    ``allow_methods`` / ``allow_headers`` / ``expose_headers`` may hold ``*``.
+    Header names are lower-case.
+    """
+
+    allow_all_origins: bool = False
+    origins: frozenset[str] = frozenset()
+    origin_patterns: tuple[OriginPattern, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    max_age: int = 5
+
+
 class Filters(msgspec.Struct, frozen=True, omit_defaults=True):
     """Filters of a rule or of one backendRef, applied in this order."""
 
@@ -104,6 +135,7 @@ class Filters(msgspec.Struct, frozen=True, omit_defaults=True):
     redirect: RequestRedirect | None = None
     rewrite: URLRewrite | None = None
     mirrors: tuple[RequestMirror, ...] = ()
+    cors: CORSPolicy | None = None  # rule filters only
 
 
 # --- backends --------------------------------------------------------------------------
