@@ -5,7 +5,7 @@ A feature is listed only when the data plane honours it; each entry names the te
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
 
-Not listed until their behaviour has such a test: client-certificate features, CORS,
+Not listed until their behaviour has such a test: client-certificate features,
 backend h2c and WebSocket, backend-level RequestRedirect, infrastructure propagation,
 ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
@@ -18,6 +18,7 @@ _GATEWAY = "tests/e2e/test_features_gateway.py"
 _GOLDEN = "tests/golden/test_golden.py"
 _TIMEOUTS = "tests/e2e/test_features_timeouts.py"
 _RETRY = "tests/e2e/test_features_retry.py"
+_CORS = "tests/e2e/test_features_cors.py"
 _BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
@@ -61,6 +62,18 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "HTTPRouteBackendRequestHeaderModification": (
         f"{_FILTERS}::test_backend_request_header_modifier_only_for_the_chosen_backend",
+    ),
+    "HTTPRouteCORS": (
+        f"{_CORS}::test_route_accepted",
+        f"{_CORS}::test_preflight_exact_and_wildcard_origins",
+        f"{_CORS}::test_preflight_from_non_matching_origin",
+        f"{_CORS}::test_simple_request_from_allowed_origin",
+        f"{_CORS}::test_simple_request_from_non_matching_origin",
+        f"{_CORS}::test_preflight_wildcard_methods_without_credentials",
+        f"{_CORS}::test_wildcard_origin",
+        f"{_CORS}::test_wildcard_methods_and_headers_with_credentials",
+        f"{_CORS}::test_wildcard_methods_and_headers_without_credentials",
+        "tests/dataplane/test_cors.py",
     ),
     "HTTPRouteDestinationPortMatching": (
         f"{_GATEWAY}::test_parent_ref_port_without_listener",
