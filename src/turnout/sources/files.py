@@ -255,6 +255,9 @@ class _Record:
     obj: Resource
     origin: Origin
     fingerprint: str
+    source: Resource | None = None
+    """The object as parsed, before bookkeeping: the same object (by identity) on the
+    next load means its file did not change, so this record can be reused as is."""
 
 
 def spec_fingerprint(obj: Resource) -> str:
@@ -284,12 +287,14 @@ class FileSource:
         self.paths = list(paths)
         self._clock = clock
         self._records: dict[ObjectKey, _Record] = {}
+        self._files: dict[str, _FileCache] = {}
 
     def load(self) -> LoadResult:
         files, errors = discover(self.paths)
-        scan = _Scan(errors=errors)
+        scan = _Scan(errors=errors, cache=self._files)
         for path in files:
             scan.read_file(path)
+        self._files = scan.new_cache
         records: dict[ObjectKey, _Record] = {}
         now = rfc3339(self._clock())
         for key, (obj, origin) in scan.current.items():
@@ -311,8 +316,10 @@ class FileSource:
 
     def _book(self, key: ObjectKey, obj: Resource, origin: Origin, now: str) -> _Record:
         """Apply the API server's bookkeeping to a freshly loaded, valid object."""
-        fingerprint = spec_fingerprint(obj)
         old = self._records.get(key)
+        if old is not None and old.source is obj and old.origin == origin:
+            return old  # same file, unchanged: parsing gave the very same object
+        fingerprint = spec_fingerprint(obj)
         meta = obj.metadata
         if old is None:
             uid = meta.uid or str(uuid.uuid4())
@@ -327,7 +334,17 @@ class FileSource:
             update={"uid": uid, "creation_timestamp": created, "generation": generation}
         )
         booked: Resource = obj.model_copy(update={"metadata": new_meta})
-        return _Record(booked, origin, fingerprint)
+        return _Record(booked, origin, fingerprint, obj)
+
+
+@dataclass
+class _FileCache:
+    """One file as last read: its stat stamp, documents and their parse results."""
+
+    stamp: tuple[int, int, int] | None
+    docs: list[_Document]
+    error: LoadError | None
+    parsed: list[ParseResult | None]
 
 
 @dataclass
@@ -341,25 +358,43 @@ class _Scan:
     broken_files: set[str] = field(default_factory=set)
     """Files that failed to parse, or hold an invalid document we cannot identify."""
     invalid_keys: set[ObjectKey] = field(default_factory=set)
+    cache: dict[str, _FileCache] = field(default_factory=dict)
+    """Files as read by the previous load; `new_cache` is this load's."""
+    new_cache: dict[str, _FileCache] = field(default_factory=dict)
 
     def keeps_last_good(self, key: ObjectKey, file: str) -> bool:
         return key in self.invalid_keys or file in self.broken_files
 
     def read_file(self, path: Path) -> None:
-        docs, error = read_documents(path)
-        if error is not None:
-            self.errors.append(error)
-            self.broken_files.add(error.file)
+        name = str(path)
+        try:
+            st = path.stat()
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = None
+        cached = self.cache.get(name)
+        if cached is None or stamp is None or cached.stamp != stamp:
+            # Only changed files are read and parsed again: YAML and validation are
+            # most of a reload's cost at thousands of routes.
+            docs, error = read_documents(path)
+            cached = _FileCache(stamp, docs, error, [None] * len(docs))
+        if stamp is not None:
+            self.new_cache[name] = cached
+        if cached.error is not None:
+            self.errors.append(cached.error)
+            self.broken_files.add(cached.error.file)
             return
-        for doc in docs:
-            self._add(str(path), doc)
+        for i, doc in enumerate(cached.docs):
+            self._add(name, doc, cached.parsed, i)
 
-    def _add(self, file: str, doc: _Document) -> None:
+    def _add(self, file: str, doc: _Document, parsed: list[ParseResult | None], i: int) -> None:
         if not isinstance(doc.body, Mapping):
             self.errors.append(LoadError(file, "a document must be an object", doc.index, doc.item))
             self.broken_files.add(file)
             return
-        result = parse_object(doc.body)
+        result = parsed[i]
+        if result is None:
+            result = parsed[i] = parse_object(doc.body)
 
         def problem(message: str, path: str = "") -> LoadError:
             return LoadError(
