@@ -254,6 +254,27 @@ def module_turnout(
     stop_turnouts(started)
 
 
+CLASS_YAML = """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: turnout}
+spec: {controllerName: turnout.dev/gateway-controller}
+"""
+
+INFRA_GATEWAY_YAML = (
+    CLASS_YAML
+    + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: turnout
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+"""
+)
+"""The class and a Gateway `infra/gw` with one HTTP listener on 8080."""
+
+
 def service_yaml(
     name: str, namespace: str, backends: list[Backend], port: int = 8080, ready: bool = True
 ) -> str:

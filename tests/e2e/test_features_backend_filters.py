@@ -13,23 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Backend, Turnout, request, service_yaml
+from tests.e2e.conftest import INFRA_GATEWAY_YAML, Backend, Turnout, request, service_yaml
 
 PORT = 8080
 HOST = "backend-rewrite.example"
-CONFIG = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: turnout
-  listeners: [{name: http, port: 8080, protocol: HTTP}]
----
+CONFIG = (
+    INFRA_GATEWAY_YAML
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: backend-url-rewrite, namespace: infra}
@@ -70,6 +60,7 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /plain}}]
     backendRefs: [{name: infra-backend-v1, port: 8080}]
 """
+)
 
 Gateway = tuple[Turnout, str]
 

@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Backend, Turnout, request, service_yaml
+from tests.e2e.conftest import INFRA_GATEWAY_YAML, Backend, Turnout, request, service_yaml
 
 PORT = 8080
-CONFIG = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: infra}
-spec:
-  gatewayClassName: turnout
-  listeners: [{name: http, port: 8080, protocol: HTTP}]
----
+CONFIG = (
+    INFRA_GATEWAY_YAML
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: timeouts, namespace: infra}
@@ -42,6 +32,7 @@ spec:
     timeouts: {request: 10s, backendRequest: 500ms}
     backendRefs: [{name: infra-backend-v1, port: 8080}]
 """
+)
 
 
 @pytest.fixture(scope="module")
