@@ -86,9 +86,13 @@ def compute(
             item["status"] = {
                 "conditions": _conditions(
                     clock, ("GatewayClass", name), node.conditions, gateway_class
-                ),
-                "supportedFeatures": [{"name": f} for f in sorted(supported_features)],
+                )
             }
+            if node.accepted:
+                # A class turnout refuses provisions nothing, so it supports nothing.
+                item["status"]["supportedFeatures"] = [
+                    {"name": f} for f in sorted(supported_features)
+                ]
         items.append(item)
     for key, gateway in sorted(snapshot.gateways.items()):
         item = _object(gateway)
