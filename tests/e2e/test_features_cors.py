@@ -13,18 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Backend, Response, Turnout, request, service_yaml
+from tests.e2e.conftest import CLASS_YAML, Backend, Response, Turnout, request, service_yaml
 
 OFFSET = 12000
 PORT_80 = 80 + OFFSET
 HOST = "cors.example"
 
-GATEWAY = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
----
+GATEWAY = (
+    CLASS_YAML
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: infra}
@@ -33,6 +30,7 @@ spec:
   listeners:
   - {name: http, port: 80, protocol: HTTP}
 """
+)
 
 
 def route(name: str, rules: list[tuple[str, str]]) -> str:

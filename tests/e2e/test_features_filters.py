@@ -21,17 +21,22 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Backend, Response, Turnout, request, service_yaml, wait_for
+from tests.e2e.conftest import (
+    CLASS_YAML,
+    Backend,
+    Response,
+    Turnout,
+    request,
+    service_yaml,
+    wait_for,
+)
 
 OFFSET = 10000
 PORT_80, PORT_8080 = 80 + OFFSET, 8080 + OFFSET
 
-GATEWAY = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
----
+GATEWAY = (
+    CLASS_YAML
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: infra}
@@ -41,6 +46,7 @@ spec:
   - {name: http, port: 80, protocol: HTTP}
   - {name: http-8080, port: 8080, protocol: HTTP}
 """
+)
 
 
 def route(name: str, host: str, rules: str) -> str:

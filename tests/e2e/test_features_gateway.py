@@ -16,14 +16,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Backend, Response, Turnout, request, service_yaml, wait_for
+from tests.e2e.conftest import (
+    CLASS_YAML,
+    Backend,
+    Response,
+    Turnout,
+    request,
+    service_yaml,
+    wait_for,
+)
 
-CLASS = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
-"""
+CLASS = CLASS_YAML
 
 
 def gateway(name: str, listeners: str, addresses: str = "") -> str:

@@ -15,16 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Backend, Response, Turnout, request, service_yaml
+from tests.e2e.conftest import CLASS_YAML, Backend, Response, Turnout, request, service_yaml
 
 PORT = 8080
 
-GATEWAY = f"""---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: turnout}}
-spec: {{controllerName: turnout.dev/gateway-controller}}
----
+GATEWAY = (
+    CLASS_YAML
+    + f"""---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: gw, namespace: infra}}
@@ -33,6 +30,7 @@ spec:
   listeners:
   - {{name: http, port: {PORT}, protocol: HTTP, allowedRoutes: {{namespaces: {{from: All}}}}}}
 """
+)
 
 
 def route(name: str, host: str, rules: str, namespace: str = "infra") -> str:

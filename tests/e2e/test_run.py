@@ -8,16 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.conftest import Backend, Turnout, request, service_yaml, wait_for
+from tests.e2e.conftest import CLASS_YAML, Backend, Turnout, request, service_yaml, wait_for
 
 PORT = 8080
 
-CLASS_AND_GATEWAY = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
----
+CLASS_AND_GATEWAY = (
+    CLASS_YAML
+    + """---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: gw, namespace: default}
@@ -26,6 +23,7 @@ spec:
   listeners:
   - {name: http, port: PORT, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
 """.replace("PORT", str(PORT))
+)
 
 
 def route_yaml(name: str, *, hostnames: str = "[]", rules: str, namespace: str = "default") -> str:

@@ -18,16 +18,11 @@ from typing import Any
 import pytest
 import trustme
 
-from tests.e2e.conftest import Backend, Turnout, service_yaml, wait_for
+from tests.e2e.conftest import CLASS_YAML, Backend, Turnout, service_yaml, wait_for
 
 PORT = 8443
 
-CLASS = """---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: turnout}
-spec: {controllerName: turnout.dev/gateway-controller}
-"""
+CLASS = CLASS_YAML
 
 
 def secret_yaml(ca: trustme.CA, name: str, *names: str, namespace: str = "default") -> str:
