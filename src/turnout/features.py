@@ -92,6 +92,7 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRoutePathRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
     "HTTPRoutePortRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
     "HTTPRouteQueryParamMatching": (f"{_MATCHING}::test_query_param_matching",),
+    # Requests with a body are not mirrored yet (dataplane/http1.py); the README says so.
     "HTTPRouteRequestMirror": (f"{_FILTERS}::test_request_mirror",),
     "HTTPRouteRequestMultipleMirrors": (f"{_FILTERS}::test_request_multiple_mirrors",),
     "HTTPRouteRequestPercentageMirror": (f"{_FILTERS}::test_request_percentage_mirror",),
