@@ -6,7 +6,7 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
-backend h2c and WebSocket, backend-level RequestRedirect, infrastructure propagation,
+backend h2c and WebSocket, infrastructure propagation,
 ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
 """
 
@@ -59,6 +59,10 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteBackendURLRewrite": (
         f"{_BACKEND_FILTERS}::test_backend_url_rewrite",
         f"{_BACKEND_FILTERS}::test_backend_url_rewrite_only_for_its_backend",
+    ),
+    "HTTPRouteBackendRequestRedirect": (
+        f"{_BACKEND_FILTERS}::test_backend_request_redirect",
+        f"{_BACKEND_FILTERS}::test_backend_request_redirect_only_for_its_backend",
     ),
     "HTTPRouteBackendRequestHeaderModification": (
         f"{_FILTERS}::test_backend_request_header_modifier_only_for_the_chosen_backend",

@@ -1,7 +1,8 @@
-"""backendRef-level filters through `turnout run`: HTTPRouteBackendURLRewrite, as the
-conformance test of that name checks it (httproute-backend-url-rewrite), plus a split
-rule whose two backendRefs carry different URLRewrite filters: each backend sees only its
-own rewrite.
+"""backendRef-level filters through `turnout run`: HTTPRouteBackendURLRewrite and
+HTTPRouteBackendRequestRedirect, as the conformance tests of those names check them
+(httproute-backend-url-rewrite, httproute-backend-request-redirect), plus split rules
+whose backendRefs carry different filters: each request gets only the filters of the
+backendRef it was sent to.
 """
 
 from __future__ import annotations
@@ -59,6 +60,36 @@ spec:
           path: {type: ReplaceFullPath, replaceFullPath: /two}
   - matches: [{path: {type: PathPrefix, value: /plain}}]
     backendRefs: [{name: infra-backend-v1, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend-request-redirect, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [backend-redirect.example]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /full}}]
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestRedirect
+        requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /redirected-full}}
+  - matches: [{path: {type: PathPrefix, value: /prefix}}]
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestRedirect
+        requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /redirected-prefix}}
+  - matches: [{path: {type: PathPrefix, value: /split}}]
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestRedirect
+        requestRedirect: {hostname: moved.example, statusCode: 301}
+    - {name: infra-backend-v2, port: 8080}
 """
 )
 
@@ -80,10 +111,11 @@ def gateway(
         + service_yaml("infra-backend-v2", "infra", [v2])
     )
     t = module_turnout(directory)
-    route = t.find("HTTPRoute", "backend-url-rewrite", "infra")
-    conditions = {c["type"]: c["status"] for c in route["status"]["parents"][0]["conditions"]}
-    assert conditions["Accepted"] == "True", route
-    assert conditions["ResolvedRefs"] == "True", route
+    for name in ("backend-url-rewrite", "backend-request-redirect"):
+        route = t.find("HTTPRoute", name, "infra")
+        conditions = {c["type"]: c["status"] for c in route["status"]["parents"][0]["conditions"]}
+        assert conditions["Accepted"] == "True", route
+        assert conditions["ResolvedRefs"] == "True", route
     return t, t.address("gw", "infra")
 
 
@@ -123,3 +155,38 @@ def test_backend_url_rewrite_only_for_its_backend(gateway: Gateway) -> None:
         assert (seen["host"], seen["path"]) == want[seen["pod"]], seen
         pods[seen["pod"]] += 1
     assert set(pods) == set(want), pods
+
+
+REDIRECT_HOST = "backend-redirect.example"
+
+
+def test_backend_request_redirect(gateway: Gateway) -> None:
+    """The conformance cases: ReplaceFullPath and ReplacePrefixMatch redirects on a
+    backendRef answer 302 with the rewritten Location, and nothing reaches the backend."""
+    _, address = gateway
+    cases = {
+        "/full/original": f"http://{REDIRECT_HOST}:{PORT}/redirected-full",
+        "/prefix/original?q=1": f"http://{REDIRECT_HOST}:{PORT}/redirected-prefix/original?q=1",
+    }
+    for path, location in cases.items():
+        resp = request(address, PORT, path, host=REDIRECT_HOST)
+        assert (resp.status, resp.headers.get("location")) == (302, location), (path, resp)
+        assert resp.body == b"", resp
+
+
+def test_backend_request_redirect_only_for_its_backend(gateway: Gateway) -> None:
+    """A 50/50 split where only the first backendRef redirects: requests sent to it get
+    its 301, the others are forwarded to the second backend untouched."""
+    _, address = gateway
+    outcomes: collections.Counter[str] = collections.Counter()
+    for _ in range(60):
+        resp = request(address, PORT, "/split/x?q=1", host=REDIRECT_HOST)
+        if resp.status == 301:
+            assert resp.headers["location"] == f"http://moved.example:{PORT}/split/x?q=1", resp
+            outcomes["redirect"] += 1
+        else:
+            assert resp.status == 200, resp
+            seen = resp.json()
+            assert (seen["pod"], seen["path"]) == ("infra-backend-v2", "/split/x?q=1"), seen
+            outcomes["forward"] += 1
+    assert set(outcomes) == {"redirect", "forward"}, outcomes

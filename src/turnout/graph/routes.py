@@ -42,7 +42,14 @@ _RULE_FILTERS = {
     "RequestMirror",
     "CORS",
 }
-_BACKEND_FILTERS = {"RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite"}
+# A backendRef's RequestRedirect applies only when that backendRef is chosen
+# (HTTPRouteBackendRequestRedirect); its weighted share is answered with the redirect.
+_BACKEND_FILTERS = {
+    "RequestHeaderModifier",
+    "ResponseHeaderModifier",
+    "RequestRedirect",
+    "URLRewrite",
+}
 _RESOLVED_REFS_PRIORITY = (
     c.ROUTE_RESOLVED_REFS_REF_NOT_PERMITTED,
     c.ROUTE_RESOLVED_REFS_INVALID_KIND,
