@@ -276,9 +276,19 @@ spec:
 
 
 def service_yaml(
-    name: str, namespace: str, backends: list[Backend], port: int = 8080, ready: bool = True
+    name: str,
+    namespace: str,
+    backends: list[Backend],
+    port: int = 8080,
+    ready: bool = True,
+    app_protocol: str | None = None,
 ) -> str:
-    """A Service and its EndpointSlice pointing at local backends."""
+    """A Service and its EndpointSlice pointing at local backends.
+
+    ``backends`` may be any objects with ``address`` and ``port`` (gRPC backends too);
+    ``app_protocol`` sets the Service port's appProtocol (``kubernetes.io/h2c``...).
+    """
+    extra = "" if app_protocol is None else f", appProtocol: {app_protocol}"
     slices = []
     for i, b in enumerate(backends):
         slices.append(f"""---
@@ -299,5 +309,5 @@ apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}}}
 spec:
-  ports: [{{name: http, port: {port}, protocol: TCP}}]
+  ports: [{{name: http, port: {port}, protocol: TCP{extra}}}]
 """ + "".join(slices)
