@@ -20,6 +20,7 @@ import platform
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,54 @@ OUTPUT = click.option(
 )
 
 
+def default_workers() -> int:
+    """One worker per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# `turnout run` flags for the data plane's limits, by Limits field; defaults are Limits'.
+_LIMIT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
+    ("max_request_line", "--max-request-line", "BYTES", "Longest request line; 414 above."),
+    ("max_head_bytes", "--max-header-bytes", "BYTES", "Largest request head; 431 above."),
+    ("max_header_fields", "--max-header-count", "N", "Most header fields; 431 above."),
+    (
+        "header_timeout",
+        "--header-timeout",
+        "SECONDS",
+        "Time to receive a request head; 408 (or a silent close) after.",
+    ),
+    (
+        "idle_timeout",
+        "--idle-timeout",
+        "SECONDS",
+        "An idle keep-alive client connection is closed after this.",
+    ),
+    (
+        "max_connections",
+        "--max-connections",
+        "N",
+        "Client connections per worker; more are closed at once.",
+    ),
+)
+
+
+def limit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    from turnout.dataplane.limits import DEFAULT_LIMITS
+
+    for name, flag, metavar, text in reversed(_LIMIT_FLAGS):
+        default = getattr(DEFAULT_LIMITS, name)
+        kind: Any = (
+            click.FloatRange(min=0.001) if isinstance(default, float) else click.IntRange(min=1)
+        )
+        command = click.option(
+            flag, name, metavar=metavar, type=kind, default=default, show_default=True, help=text
+        )(command)
+    return command
+
+
 # --- commands --------------------------------------------------------------------------
 
 
@@ -173,6 +222,23 @@ def cli() -> None:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--workers",
+    metavar="N",
+    type=click.IntRange(0, 256),
+    default=None,
+    help="Data-plane worker processes sharing the listener ports (SO_REUSEPORT); 0 serves "
+    "in the control-plane process.  [default: the number of CPUs usable]",
+)
+@click.option(
+    "--drain-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(0, 3600),
+    default=5.0,
+    show_default=True,
+    help="On SIGTERM/SIGINT: stop accepting, give requests in flight this long, exit 0.",
+)
+@limit_options
 def run(
     paths: tuple[Path, ...],
     admin: tuple[str, int],
@@ -180,9 +246,16 @@ def run(
     port_offset: int,
     controller_name: str,
     log_level: str,
+    workers: int | None,
+    drain_timeout: float,
+    **limits: Any,
 ) -> None:
-    """Serve the Gateway API objects in PATHs; reload when they change."""
+    """Serve the Gateway API objects in PATHs; reload when they change.
+
+    SIGTERM or SIGINT drains and exits 0; SIGHUP re-reads the files.
+    """
     from turnout import runtime
+    from turnout.dataplane.limits import Limits
 
     setup_logging(log_level)
     options = runtime.RunOptions(
@@ -192,6 +265,10 @@ def run(
         address_pool=address_pool,
         port_offset=port_offset,
         controller_name=controller_name,
+        workers=default_workers() if workers is None else workers,
+        limits=Limits(**limits),
+        drain_timeout=drain_timeout,
+        log_level=log_level.lower(),
     )
     try:
         runtime.run_standalone(options)

@@ -1,7 +1,10 @@
 """Standalone mode: watch files, rebuild graph/status/IR, program the data plane.
 
 This is the glue between the pure pipeline (sources -> graph -> status/IR) and the
-processes that serve traffic and the admin API.
+processes that serve traffic and the admin API. With ``workers`` >= 1 the data plane
+runs in that many worker processes (:mod:`turnout.workers`); with 0 it runs in this
+process. Either way, status is computed from what the data plane answered for the
+configuration, so it is published only once that configuration is served.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uvloop
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph, ir
 from turnout.admin.server import start_admin
+from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
 from turnout.graph.model import Graph, Key
@@ -29,6 +33,7 @@ from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
+from turnout.workers import WorkerSet
 
 log = logging.getLogger("turnout")
 
@@ -43,6 +48,11 @@ class RunOptions:
     address_pool: Pool = field(default_factory=lambda: ipaddress.ip_network("127.0.0.0/24"))
     port_offset: int = 0
     controller_name: str = DEFAULT_CONTROLLER_NAME
+    # Data-plane worker processes; 0 serves in the control-plane process itself.
+    workers: int = 0
+    limits: Limits = DEFAULT_LIMITS
+    drain_timeout: float = 5.0  # seconds requests in flight get on SIGTERM
+    log_level: str = "info"
 
 
 @dataclass(frozen=True)
@@ -238,12 +248,22 @@ def check(
 
 
 class Standalone:
-    """One process: file watcher, control plane, data plane and admin API."""
+    """File watcher, control plane and admin API; the data plane in-process or in workers."""
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.pipeline = Pipeline(options)
-        self.dataplane = DataPlane()
+        self.dataplane = DataPlane(options.limits)  # used when options.workers == 0
+        self.workers: WorkerSet | None = None
+        if options.workers >= 1:
+            self.workers = WorkerSet(
+                options.workers,
+                limits=options.limits,
+                drain_timeout=options.drain_timeout,
+                log_level=options.log_level,
+                on_results_changed=self._results_changed,
+            )
+        self._compiled: tuple[LoadResult, Graph] | None = None
         self._items: list[dict[str, Any]] = []
         self._config = ir.Config()
         self._ready = False
@@ -274,20 +294,43 @@ class Standalone:
         return {gw.name: gw.address for gw in self._config.gateways}
 
     async def start(self) -> None:
+        if self.workers is not None:
+            await self.workers.start()
         await self.reload()
         self._admin = await start_admin(self.options.admin_host, self.options.admin_port, self)
         self._tasks.append(asyncio.create_task(self._watch()))
 
     async def stop(self) -> None:
+        """Stop watching, drain the data plane (up to drain_timeout), close the admin API."""
+        self._ready = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        async with self._reload_lock:  # a reload in flight finishes first
+            if self.workers is not None:
+                await self.workers.close()
+            else:
+                await self.dataplane.close(self.options.drain_timeout)
         if self._admin is not None:
             self._admin.close()
             await self._admin.wait_closed()
-        await self.dataplane.close()
+
+    async def _apply(self, config: ir.Config) -> dict[str, str | None]:
+        if self.workers is not None:
+            return await self.workers.apply(config)
+        return await self.dataplane.apply(config)
+
+    def _results_changed(self, results: dict[str, str | None]) -> None:
+        """A restarted worker serves less than the others did: recompute status."""
+        if self._compiled is None:
+            return
+        loaded, built = self._compiled
+        errors = {name: err for name, err in results.items() if err}
+        for name, err in errors.items():
+            log.error("listener %s: %s", name, err)
+        self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
 
     async def reload(self) -> None:
         async with self._reload_lock:
@@ -300,11 +343,13 @@ class Standalone:
                 return
             self._log_problems(loaded)
             self._errors = [str(e) for e in loaded.errors]
-            results = await self.dataplane.apply(config)
+            results = await self._apply(config)
             errors = {name: err for name, err in results.items() if err}
             for name, err in errors.items():
                 log.error("listener %s: %s", name, err)
+            # Published only now: every worker serves `config` (see turnout.workers).
             self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
+            self._compiled = (loaded, built)
             self._config = config
             self._ready = True
             log.info(
@@ -337,24 +382,29 @@ class Standalone:
 
 
 def run_standalone(options: RunOptions) -> None:
-    """Run until SIGINT or SIGTERM; SIGHUP re-reads the files."""
+    """Run until SIGINT or SIGTERM (then drain and return); SIGHUP re-reads the files."""
     uvloop.install()
     asyncio.run(_serve(options))
 
 
 async def _serve(options: RunOptions) -> None:
     standalone = Standalone(options)
-    await standalone.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(standalone.reload()))
+    try:
+        await standalone.start()
+    except BaseException:  # e.g. the admin port is taken: do not leave workers behind
+        await standalone.stop()
+        raise
     log.info(
-        "turnout is serving; admin API on http://%s:%d",
+        "turnout is serving (%s); admin API on http://%s:%d",
+        f"{options.workers} worker processes" if options.workers else "in-process data plane",
         options.admin_host,
         options.admin_port,
     )
     await stop.wait()
-    log.info("shutting down")
+    log.info("draining (up to %.1f s) and shutting down", options.drain_timeout)
     await standalone.stop()

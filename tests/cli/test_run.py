@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from turnout import runtime
-from turnout.cli import cli
+from turnout.cli import cli, default_workers
+from turnout.dataplane.limits import Limits
 
 
 @pytest.fixture
@@ -22,7 +23,10 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[runtime.RunOptions]:
 def test_defaults(runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path) -> None:
     result = runner.invoke(cli, ["run", "-f", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert captured == [runtime.RunOptions(paths=(tmp_path,))]
+    assert captured == [runtime.RunOptions(paths=(tmp_path,), workers=default_workers())]
+    assert captured[0].workers >= 1  # one worker process per usable CPU
+    assert captured[0].limits == Limits()
+    assert captured[0].drain_timeout == 5.0
 
 
 def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path) -> None:
@@ -32,6 +36,9 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
     args = ["run", "-f", str(a), "-f", str(b), "--admin", "[::1]:9000"]
     args += ["--address-pool", "127.0.7.0/24", "--port-offset", "8000"]
     args += ["--controller-name", "example.com/x", "--log-level", "DEBUG"]
+    args += ["--workers", "3", "--drain-timeout", "2.5", "--max-request-line", "100"]
+    args += ["--max-header-bytes", "2000", "--max-header-count", "7", "--header-timeout", "1.5"]
+    args += ["--idle-timeout", "9", "--max-connections", "50"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert captured == [
@@ -42,8 +49,38 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
             address_pool=ipaddress.ip_network("127.0.7.0/24"),
             port_offset=8000,
             controller_name="example.com/x",
+            workers=3,
+            limits=Limits(
+                max_request_line=100,
+                max_head_bytes=2000,
+                max_header_fields=7,
+                header_timeout=1.5,
+                idle_timeout=9.0,
+                max_connections=50,
+            ),
+            drain_timeout=2.5,
+            log_level="debug",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--workers", "-1"],
+        ["--max-connections", "0"],
+        ["--header-timeout", "0"],
+        ["--drain-timeout", "-1"],
+        ["--idle-timeout", "soon"],
+    ],
+)
+def test_bad_limits_are_refused(
+    runner: CliRunner, captured: list[runtime.RunOptions], tmp_path: Path, args: list[str]
+) -> None:
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert args[0] in result.output
+    assert captured == []
 
 
 @pytest.mark.parametrize(

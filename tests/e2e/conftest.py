@@ -158,8 +158,15 @@ def stop_backends(started: list[Backend]) -> None:
         backend.process.wait(10)
 
 
-def launch_turnout(directory: Path, log: Path, *extra: str) -> Turnout:
-    """Start `turnout run -f directory` on a /28 of loopback addresses of its own."""
+def launch_turnout(directory: Path, log: Path, *extra: str, workers: int | None = 0) -> Turnout:
+    """Start `turnout run -f directory` on a /28 of loopback addresses of its own.
+
+    ``workers`` is passed as --workers unless ``extra`` has it; None leaves turnout's
+    default (one worker process per CPU). Most tests use 0 (the data plane in the
+    control-plane process): it starts faster and uses less of a shared machine.
+    """
+    if workers is not None and not any(arg.startswith("--workers") for arg in extra):
+        extra = (*extra, "--workers", str(workers))
     n = next(_pools) + (os.getpid() % 200) * 16
     pool = f"127.{100 + n // 4096 % 100}.{n // 16 % 256}.{(n % 16) * 16}/28"
     admin_port = free_port()
@@ -209,11 +216,18 @@ def backends(tmp_path: Path) -> Iterator[Callable[..., Backend]]:
 
 
 @pytest.fixture
-def turnout(tmp_path: Path) -> Iterator[Callable[..., Turnout]]:
+def turnout_workers() -> int | None:
+    """--workers for the `turnout` fixtures; a module overrides it (None: the default)."""
+    return 0
+
+
+@pytest.fixture
+def turnout(tmp_path: Path, turnout_workers: int | None) -> Iterator[Callable[..., Turnout]]:
     started: list[Turnout] = []
 
     def start(directory: Path, *extra: str) -> Turnout:
-        t = launch_turnout(directory, tmp_path / f"turnout-{len(started)}.log", *extra)
+        log = tmp_path / f"turnout-{len(started)}.log"
+        t = launch_turnout(directory, log, *extra, workers=turnout_workers)
         started.append(t)
         t.wait_ready()
         return t
@@ -245,7 +259,8 @@ def module_turnout(
     logs = tmp_path_factory.mktemp("turnout-logs")
 
     def start(directory: Path, *extra: str) -> Turnout:
-        t = launch_turnout(directory, logs / f"turnout-{len(started)}.log", *extra)
+        log = logs / f"turnout-{len(started)}.log"
+        t = launch_turnout(directory, log, *extra, workers=0)
         started.append(t)
         t.wait_ready()
         return t

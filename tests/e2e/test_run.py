@@ -8,9 +8,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import CLASS_YAML, Backend, Turnout, request, service_yaml, wait_for
 
 PORT = 8080
+
+
+@pytest.fixture
+def turnout_workers() -> int | None:
+    """These smoke tests run turnout as deployed: one worker process per CPU."""
+    return None
+
 
 CLASS_AND_GATEWAY = (
     CLASS_YAML

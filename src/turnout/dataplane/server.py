@@ -27,6 +27,7 @@ import socket
 from turnout import ir
 from turnout.dataplane import tls
 from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.router import (
     ListenerTable,
     RouteTable,
@@ -54,7 +55,8 @@ class _BoundSocket:
 class DataPlane:
     """HTTP/1.1 and HTTPS listeners and routing for one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits  # given to every socket and endpoint pool (turnout run flags)
         self._sockets: dict[SocketKey, _BoundSocket] = {}
         self._retired: list[SocketState] = []  # closed sockets whose connections still drain
         self._pools: dict[tuple[str, int], EndpointPool] = {}
@@ -121,7 +123,9 @@ class DataPlane:
                     key = (endpoint.address, endpoint.port)
                     pool = self._pools.get(key)
                     if pool is None:
-                        pool = self._pools[key] = EndpointPool(endpoint.address, endpoint.port)
+                        pool = self._pools[key] = EndpointPool(
+                            endpoint.address, endpoint.port, limits=self.limits
+                        )
                     pools.append(pool)
             clusters[name] = UpstreamCluster(name, tuple(pools))
         return clusters
@@ -159,7 +163,7 @@ class DataPlane:
             except OSError as exc:
                 errors[key] = str(exc)
                 continue
-            state = SocketState(socket_table)
+            state = SocketState(socket_table, self.limits)
             if is_tls:
                 server = await loop.create_server(
                     functools.partial(tls.TLSClientConnection, state),
@@ -211,7 +215,7 @@ def _listening_socket(address: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):  # lets future worker processes share the port
+        if hasattr(socket, "SO_REUSEPORT"):  # worker processes share the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

@@ -1,0 +1,167 @@
+"""worker: one data-plane worker process, programmed by the control plane over a socket.
+
+Place in the pipeline: ``turnout run --workers N`` (see :mod:`turnout.workers`, the
+control-plane side) starts N processes running :func:`main`. Each owns a
+:class:`turnout.dataplane.server.DataPlane` whose listening sockets are bound with
+SO_REUSEPORT, so the kernel spreads new connections over the workers. This module
+imports only the data plane and ``turnout.ir``: a worker never sees graph or sources.
+
+The control channel is a stream socket (one end of a socketpair, inherited as a file
+descriptor) carrying frames: a 4-byte big-endian length, then a msgpack message
+(:class:`Init`, :class:`Apply` from the control plane; :class:`Applied` back). The
+first message is ``Init`` (limits, drain timeout, log level); then each ``Apply``
+carries a configuration version and its IR as msgpack, and is answered by ``Applied``
+with the same version and the per-listener results of :meth:`DataPlane.apply`
+(None when served, else why not).
+
+Stopping: SIGTERM or SIGINT, or the control channel closing (the control plane is
+gone), drains: the listening sockets close at once (new connections are refused), idle
+keep-alive connections close, requests in flight get up to the drain timeout, then the
+process exits 0. SIGHUP is ignored: re-reading files is the control plane's job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Sequence
+
+import msgspec
+import uvloop
+
+from turnout import ir
+from turnout.dataplane.limits import Limits
+from turnout.dataplane.server import DataPlane
+
+log = logging.getLogger("turnout.worker")
+
+_LENGTH = struct.Struct(">I")
+MAX_FRAME = 1 << 30  # an IR of many thousand routes is a few MB; this only stops garbage
+
+
+class Init(msgspec.Struct, tag=True):
+    """The first message: how this worker serves."""
+
+    limits: Limits
+    drain_timeout: float
+    log_level: str = "info"
+
+
+class Apply(msgspec.Struct, tag=True):
+    version: int
+    config: bytes  # ir.to_msgpack
+
+
+class Applied(msgspec.Struct, tag=True):
+    version: int
+    results: dict[str, str | None]  # listener name -> None (serving) or why not
+
+
+Message = Init | Apply | Applied
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    body = _encoder.encode(message)
+    return _LENGTH.pack(len(body)) + body
+
+
+async def read_message(reader: asyncio.StreamReader) -> Message | None:
+    """The next frame's message; None at end of stream."""
+    try:
+        head = await reader.readexactly(_LENGTH.size)
+        (size,) = _LENGTH.unpack(head)
+        if size > MAX_FRAME:
+            raise ValueError(f"control frame of {size} bytes")
+        message: Message = _decoder.decode(await reader.readexactly(size))
+        return message
+    except asyncio.IncompleteReadError:
+        return None
+
+
+class Worker:
+    """The worker's side of the control channel."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.dataplane: DataPlane | None = None
+        self.drain_timeout = 5.0
+        self.stop = asyncio.Event()
+
+    async def serve(self) -> None:
+        """Apply configurations until told to stop, then drain."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        commands = asyncio.create_task(self._commands())
+        await self.stop.wait()
+        commands.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await commands
+        if self.dataplane is not None:
+            await self.dataplane.close(self.drain_timeout)
+        self.writer.close()
+        log.info("worker %d drained; exiting", os.getpid())
+
+    async def _commands(self) -> None:
+        try:
+            while True:
+                message = await read_message(self.reader)
+                if message is None:
+                    log.info("worker %d: control plane gone; draining", os.getpid())
+                    break
+                if isinstance(message, Init):
+                    self._init(message)
+                elif isinstance(message, Apply):
+                    await self._apply(message)
+        except (OSError, ValueError, msgspec.DecodeError):
+            log.exception("worker %d: control channel failed; draining", os.getpid())
+        finally:
+            self.stop.set()
+
+    def _init(self, message: Init) -> None:
+        logging.getLogger().setLevel(message.log_level.upper())
+        self.drain_timeout = message.drain_timeout
+        self.dataplane = DataPlane(message.limits)
+
+    async def _apply(self, message: Apply) -> None:
+        if self.dataplane is None:
+            self.dataplane = DataPlane()
+        config = ir.from_msgpack(message.config)
+        results = await self.dataplane.apply(config)
+        self.writer.write(encode(Applied(message.version, results)))
+        await self.writer.drain()
+
+
+async def _serve(fd: int) -> None:
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    await Worker(reader, writer).serve()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="turnout data-plane worker (internal)")
+    parser.add_argument("--fd", type=int, required=True, help="control socket descriptor")
+    parser.add_argument("--index", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(name)s[{args.index}:{os.getpid()}]: %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    uvloop.run(_serve(args.fd))
+
+
+if __name__ == "__main__":
+    main()
