@@ -96,8 +96,11 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRoutePathRewrite": (f"{_FILTERS}::test_url_rewrite_host_and_path",),
     "HTTPRoutePortRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
     "HTTPRouteQueryParamMatching": (f"{_MATCHING}::test_query_param_matching",),
-    # Requests with a body are not mirrored yet (dataplane/http1.py); the README says so.
-    "HTTPRouteRequestMirror": (f"{_FILTERS}::test_request_mirror",),
+    "HTTPRouteRequestMirror": (
+        f"{_FILTERS}::test_request_mirror",
+        "tests/e2e/test_features_mirror_body.py::test_request_mirror_with_body",
+        "tests/e2e/test_features_mirror_body.py::test_stalled_mirror_does_not_hold_back_the_primary",
+    ),
     "HTTPRouteRequestMultipleMirrors": (f"{_FILTERS}::test_request_multiple_mirrors",),
     "HTTPRouteRequestPercentageMirror": (f"{_FILTERS}::test_request_percentage_mirror",),
     "HTTPRouteResponseHeaderModification": (f"{_FILTERS}::test_response_header_modifier",),

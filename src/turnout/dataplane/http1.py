@@ -9,7 +9,8 @@ requests are routed with :mod:`turnout.dataplane.router` tables and forwarded ov
 Theory of operation
 -------------------
 Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per request
-(only upstream connects and mirrors create Tasks).
+(only upstream connects create Tasks). Mirrored copies of a request (head and body) are
+:class:`turnout.dataplane.mirror.MirrorExchange` objects fed alongside the upstream.
 
 * **Parsing.** httptools parses the client byte stream. ``on_url``/``on_header`` collect the
   head; ``on_headers_complete`` routes it at once -- capturing the routing table current at
@@ -54,6 +55,7 @@ import httptools
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
 from turnout.dataplane.upstream import (
@@ -498,12 +500,24 @@ def _forward(
     )
     head = msg.request_head(method, url, host, headers, forwarded, request.chunked)
     exchange.forward(pool, head, target, request.chunked)
-    if target.mirrors and not exchange.has_body:
-        for mirror in target.mirrors:
-            if mirror.probability >= 1.0 or random.random() < mirror.probability:
-                mirror_pool = mirror.cluster.pick()
-                if mirror_pool is not None:
-                    mirror_pool.acquire(MirrorExchange(head))
+    if target.mirrors:
+        _start_mirrors(exchange, target, head)
+
+
+def _start_mirrors(exchange: Exchange, target: Target, head: bytes) -> None:
+    """Copy the request to each mirror that fires; a body follows via Exchange.mirrors."""
+    started: list[MirrorExchange] = []
+    for mirror in target.mirrors:
+        if mirror.probability >= 1.0 or random.random() < mirror.probability:
+            mirror_pool = mirror.cluster.pick()
+            if mirror_pool is not None:
+                copy = MirrorExchange(
+                    head, complete=not exchange.has_body, head_request=exchange.head_request
+                )
+                copy.start(mirror_pool)
+                started.append(copy)
+    if started and exchange.has_body:
+        exchange.mirrors = started
 
 
 class Exchange:
@@ -521,6 +535,7 @@ class Exchange:
         "interim",
         "keep_alive",
         "local",
+        "mirrors",
         "out",
         "out_size",
         "pool",
@@ -553,6 +568,7 @@ class Exchange:
         self.request_done = False
         self.retried = False
         self.run: PolicyRun | None = None  # timeouts/retries, when the rule has them
+        self.mirrors: list[MirrorExchange] | None = None  # copies still taking the body
         # response direction
         self.upstream: UpstreamConnection | None = None
         self.response_started = False
@@ -608,11 +624,21 @@ class Exchange:
         pool.acquire(self)
 
     def _finish(self) -> None:
+        if self.mirrors is not None and not self.request_done:
+            self._drop_mirrors()  # the rest of the body will not be read
         self.client.exchange_finished(self)
+
+    def _drop_mirrors(self) -> None:
+        mirrors = self.mirrors
+        self.mirrors = None
+        for mirror in mirrors or ():
+            mirror.drop()
 
     def abort(self) -> None:
         """The client went away: drop the upstream connection (its state is unknown)."""
         self.response_done = True
+        if self.mirrors is not None:
+            self._drop_mirrors()
         if self.run is not None:
             self.run.cancel()
         upstream = self.upstream
@@ -623,15 +649,26 @@ class Exchange:
     # --- request direction -------------------------------------------------------------------
 
     def request_body(self, data: bytes) -> None:
-        if self.pool is None or self.response_done:
-            return  # answered locally (or already failed): the body is read and dropped
+        if self.pool is None:
+            return  # answered locally: the body is read and dropped
         if self.chunked:
-            self.send_upstream(b"%x\r\n" % len(data) + data + b"\r\n")
-        else:
+            data = b"%x\r\n" % len(data) + data + b"\r\n"
+        mirrors = self.mirrors
+        if mirrors is not None:
+            for mirror in mirrors:
+                mirror.send(data)
+        if not self.response_done:  # else failed already: the body is read and dropped
             self.send_upstream(data)
 
     def request_complete(self) -> None:
         self.request_done = True
+        mirrors = self.mirrors
+        if mirrors is not None:
+            self.mirrors = None
+            for mirror in mirrors:
+                if self.chunked:
+                    mirror.send(msg.LAST_CHUNK)
+                mirror.finish()
         if self.chunked and self.pool is not None and not self.response_done:
             self.send_upstream(msg.LAST_CHUNK)
         if self.response_done and self.client.exchanges and self.client.exchanges[0] is self:
@@ -858,41 +895,3 @@ class Exchange:
         else:
             self._fail(504)
 
-
-class MirrorExchange:
-    """A fire-and-forget copy of a bodiless request; the response is read and dropped."""
-
-    __slots__ = ("conn", "head", "keep")
-
-    def __init__(self, head: bytes) -> None:
-        self.head = head
-        self.conn: UpstreamConnection | None = None
-        self.keep = False
-
-    def attached(self, conn: UpstreamConnection) -> None:
-        self.conn = conn
-        conn.write(self.head)
-
-    def connect_failed(self, exc: BaseException) -> None:
-        pass
-
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
-        self.keep = keep
-        return status >= 200 and self.head.startswith(b"HEAD ")
-
-    def response_body(self, data: bytes) -> None:
-        pass
-
-    def response_complete(self) -> None:
-        if self.conn is not None:
-            self.conn.release(self.keep)
-            self.conn = None
-
-    def upstream_flush(self) -> None:
-        pass
-
-    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
-        self.conn = None
-
-    def upstream_paused(self, paused: bool) -> None:
-        pass
