@@ -253,4 +253,3 @@ def test_stalled_mirror_does_not_hold_back_the_primary(env: Env) -> None:
     received, closed = env.stalled.drain(env.stalled.accepted[0])
     assert closed, "the stalled mirror's connection was left open"
     assert 0 < received < size, received
-

@@ -894,4 +894,3 @@ class Exchange:
             run.schedule_retry()
         else:
             self._fail(504)
-
