@@ -112,9 +112,9 @@ class Stalled:
             while True:
                 self.accepted.append(self.sock.accept()[0])
 
-    def drain(self, conn: socket.socket) -> tuple[int, bool]:
+    def drain(self, conn: socket.socket, timeout: float) -> tuple[int, bool]:
         """Read everything sent on ``conn``: (bytes, whether the peer closed it)."""
-        conn.settimeout(10)
+        conn.settimeout(timeout)
         total = 0
         try:
             while data := conn.recv(1 << 20):
@@ -250,6 +250,9 @@ def test_stalled_mirror_does_not_hold_back_the_primary(env: Env) -> None:
     seen = _post(env, "/stalled", b"x" * size)
     assert (seen["pod"], seen["body_length"]) == ("primary", size), seen
     wait_for(lambda: bool(env.stalled.accepted), timeout=5, what="the mirror connection")
-    received, closed = env.stalled.drain(env.stalled.accepted[0])
-    assert closed, "the stalled mirror's connection was left open"
-    assert 0 < received < size, received
+    # The copy is given up either while its connection is still being opened (that
+    # connection then goes to the pool unused: nothing received, still open) or once
+    # sent bytes pile up (closed after part of the body). Never the whole body.
+    drained = [env.stalled.drain(conn, timeout=2) for conn in env.stalled.accepted]
+    assert sum(received for received, _ in drained) < size, drained
+    assert all(closed for received, closed in drained if received), drained
