@@ -270,6 +270,8 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400)  # RFC 9112 3.2: an HTTP/1.1 request must have a Host
         if request.invalid:
             raise _Reject(400)
+        if url[:1] != b"/" or b"#" in url:
+            url = _request_target(url, parser.get_method(), request)
         exchange = Exchange(
             self,
             keep_alive=parser.should_keep_alive() and not self.draining,
@@ -406,10 +408,7 @@ def route_request(
         return
     if request.upgrade:
         exchange.keep_alive = False  # served without the upgrade; the stream after it is lost
-    if url[:1] == b"/":
-        path, sep, query = url.partition(b"?")
-    else:
-        path, sep, query = _origin_form(url).partition(b"?")
+    path, sep, query = url.partition(b"?")
     vhost = client.lookup(request.host)
     if vhost is None:
         exchange.local_status(404)
@@ -456,16 +455,35 @@ def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | 
     return values[0] if len(values) == 1 else b",".join(values)
 
 
-def _origin_form(url: bytes) -> bytes:
-    """Absolute-form ("http://h/p?q") or asterisk-form request targets -> "/p?q"."""
+def _request_target(url: bytes, method: bytes, request: msg.RequestHeaders) -> bytes:
+    """A request target that is not a plain origin-form path, as origin-form; else 400.
+
+    Absolute-form ("http://h/p?q") becomes "/p?q" and its authority replaces Host (RFC
+    9112 3.2.2), so routing and the upstream see the same host; asterisk-form is only for
+    OPTIONS and authority-form only for CONNECT (answered 405 by route_request). A
+    fragment, userinfo, another scheme or a relative path cannot be forwarded faithfully.
+    """
+    if method == _CONNECT:
+        return url
+    if b"#" in url:
+        raise _Reject(400)  # RFC 9112 3.2: no fragment in a request target
     if url == b"*":
-        return b"*"
-    try:
-        parsed = httptools.parse_url(url)
-    except httptools.HttpParserInvalidURLError:
-        return b"/"
-    path = parsed.path or b"/"
-    return path if parsed.query is None else path + b"?" + parsed.query
+        if method == _OPTIONS:
+            return url
+        raise _Reject(400)
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise _Reject(400)
+    end = len(rest)
+    for delimiter in (b"/", b"?"):
+        found = rest.find(delimiter)
+        if 0 <= found < end:
+            end = found
+    authority, target = rest[:end], rest[end:]
+    if not authority or b"@" in authority or not msg.valid_host(authority):
+        raise _Reject(400)  # RFC 9110 4.2.4: userinfo in an http(s) URI is an error
+    request.host = authority
+    return target if target[:1] == b"/" else b"/" + target
 
 
 def _forward(
@@ -541,6 +559,7 @@ class Exchange:
         "pool",
         "request_done",
         "response_done",
+        "response_sent",
         "response_started",
         "retried",
         "run",
@@ -572,6 +591,7 @@ class Exchange:
         # response direction
         self.upstream: UpstreamConnection | None = None
         self.response_started = False
+        self.response_sent = False  # some of the final response was written to the client
         self.response_done = False
         self.interim = False
         self.body_mode = msg.BODY_NONE
@@ -791,6 +811,8 @@ class Exchange:
         if out:
             self.client.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
+            if self.response_started:
+                self.response_sent = True
 
     def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
         self.upstream = None
@@ -799,6 +821,11 @@ class Exchange:
         if self.response_started:
             if not self.upstream_framed and exc is None:
                 self.response_complete()  # a close-delimited body ends with the connection
+            elif not self.response_sent:
+                # The head is still in client_out (it came in the same read as the broken
+                # body): the client can get a clean 502 instead of a cut connection.
+                self.client_out.clear()
+                self._fail(502)
             else:
                 self.upstream_flush()
                 self.client.abort()  # truncated: closing is the only signal left

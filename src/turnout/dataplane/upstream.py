@@ -63,6 +63,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.reading_paused = False
         self.closed = False
+        self._feeding = False
+        self._release_pending = False  # released while parsing: to the pool after the read
         # per request
         self.user: UpstreamUser | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -83,6 +85,7 @@ class UpstreamConnection(asyncio.Protocol):
             # An idle connection must not receive anything: it cannot be reused safely.
             self.close()
             return
+        self._feeding = True
         try:
             heads = self._heads if self._in_head else -1
             self.parser.feed_data(data)
@@ -91,11 +94,17 @@ class UpstreamConnection(asyncio.Protocol):
                 if self._head_bytes > self.pool.limits.max_upstream_head_bytes:
                     raise UpstreamProtocolError("response head too large")
         except Exception as exc:  # httptools.HttpParserError, or a bug in a callback
+            self._feeding = self._release_pending = False
             current = self.user
             self.close()  # forgets the user: report to it here, not in connection_lost
             if current is not None:
                 current.upstream_lost(self, exc)
             return
+        self._feeding = False
+        if self._release_pending:
+            self._release_pending = False
+            if not self.closed:
+                self.pool.release(self)
         if self.user is not None:
             self.user.upstream_flush()
 
@@ -113,6 +122,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.user.upstream_paused(False)
 
     # --- httptools callbacks -------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.user is None:
+            # Bytes after the response, in the same read as its end: nobody asked for
+            # them. Reused, the connection would hand them to the next request as its
+            # response (response queue poisoning), so it is closed instead.
+            raise UpstreamProtocolError("response data nobody asked for")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
@@ -174,7 +190,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.user = None
         if keep_alive and not self.closed:
             self.pause_reading(False)
-            self.pool.release(self)
+            if self._feeding:
+                # Not reusable until the rest of this read is parsed: on_message_begin
+                # must see no user if the backend sent more than the response.
+                self._release_pending = True
+            else:
+                self.pool.release(self)
         else:
             self.close()
 
