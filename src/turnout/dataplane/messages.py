@@ -12,6 +12,7 @@ responses are precomputed once.
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 from turnout.dataplane.filters import Header, HeaderEdit
@@ -28,6 +29,19 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+
+# RFC 3986 3.2.2-3.2.3 host [":" port]: the characters of a reg-name, IPv4 or IP-literal.
+# Anything else (spaces, quotes, "/", "@", obs-text) cannot name a host; RFC 9110 7.2
+# requires a 400 for an invalid Host, and it keeps such bytes out of redirect Locations.
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\]|[0-9A-Za-z\-._~%!$&'()*+,;=]+)(?::[0-9]*)?"
+)
+
+
+def valid_host(host: bytes) -> bool:
+    """Whether ``host`` is a non-empty host[:port] (RFC 9110 4.2.1: no empty http host)."""
+    return _HOST.fullmatch(host) is not None
+
 
 # Request headers the proxy handles itself rather than copying through.
 _REQUEST_SPECIAL = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto"}
@@ -117,7 +131,8 @@ class RequestHeaders:
     smuggling defences; llhttp itself rejects Content-Length with Transfer-Encoding,
     duplicate or malformed Content-Length, bad chunk sizes, obs-fold and control
     characters): a Transfer-Encoding other than exactly ``chunked`` (the proxy re-frames
-    the body and would silently drop any other coding), and more than one Host.
+    the body and would silently drop any other coding), more than one Host, and a Host
+    that is not a host[:port].
     """
 
     __slots__ = (
@@ -146,6 +161,7 @@ class RequestHeaders:
             if lname not in _REQUEST_SPECIAL:
                 if lname == b"content-length":
                     content_length = True
+                    value = value.rstrip(b" \t")  # llhttp keeps trailing OWS; not forwarded
                 kept.append((lname, name, value))
             elif lname == b"host":
                 host = value
@@ -172,7 +188,7 @@ class RequestHeaders:
         self.content_length = content_length
         self.upgrade = upgrade
         self.host_count = host_count
-        self.invalid = invalid or host_count > 1
+        self.invalid = invalid or host_count > 1 or (host_count == 1 and not valid_host(host))
 
 
 def forwarded_headers(client_ip: bytes, xff: bytes | None, scheme: bytes = b"http") -> bytes:
