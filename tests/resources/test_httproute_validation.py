@@ -458,6 +458,42 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
         route_doc(rule(filters=[headers(add=[{"name": "a", "value": "x\ty z"}])])),
     ),
     (
+        "rewrite full path characters (no CR/LF into the request line)",
+        route_doc(
+            rule(
+                filters=[
+                    rewrite(path={"type": "ReplaceFullPath", "replaceFullPath": "/a\r\nX-B: 1"})
+                ]
+            )
+        ),
+        f"{F0}.urlRewrite.path.replaceFullPath",
+        "valid path characters",
+        route_doc(
+            rule(filters=[rewrite(path={"type": "ReplaceFullPath", "replaceFullPath": "/a"})])
+        ),
+    ),
+    (
+        "redirect prefix characters (no space, ? or # into the Location)",
+        route_doc(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/p"}}],
+                "filters": [
+                    redirect(path={"type": "ReplacePrefixMatch", "replacePrefixMatch": "/a b?c"})
+                ],
+            }
+        ),
+        f"{F0}.requestRedirect.path.replacePrefixMatch",
+        "valid path characters",
+        route_doc(
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/p"}}],
+                "filters": [
+                    redirect(path={"type": "ReplacePrefixMatch", "replacePrefixMatch": "/a%20b"})
+                ],
+            }
+        ),
+    ),
+    (
         "redirect port range",
         route_doc({"filters": [redirect(port=70000)]}),
         f"{F0}.requestRedirect.port",

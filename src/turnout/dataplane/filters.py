@@ -17,10 +17,31 @@ Header = tuple[bytes, bytes, bytes]  # (lower-case name, name as sent, value)
 # RFC 9110 5.1 token; 5.5 field-value: no CTL but HTAB (obs-text allowed).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# What a filter may put into a request line or a Location: RFC 3986 path characters
+# (pchar and "/", %-escapes) and a hostname (RFC 1123, or an IP literal). No space, CR,
+# LF, NUL, "?" or "#", so configuration can never split a message or inject a header.
+_PATH = re.compile(rb"[-A-Za-z0-9/._~!$&'()*+,;=:@%]*")
+_HOSTNAME = re.compile(rb"[-A-Za-z0-9.]+|\[[0-9A-Fa-f:.]+\]")
 
 
 def _b(text: str) -> bytes:
     return text.encode("utf-8")
+
+
+def _path(text: str) -> bytes:
+    """A path a filter writes; ValueError when it could break the request line/Location."""
+    path = _b(text)
+    if _PATH.fullmatch(path) is None:
+        raise ValueError(f"path {text!r} has characters that are not allowed in a path")
+    return path
+
+
+def _hostname(text: str) -> bytes:
+    """A hostname a filter writes; ValueError when it is not a plain hostname."""
+    host = _b(text)
+    if _HOSTNAME.fullmatch(host) is None:
+        raise ValueError(f"hostname {text!r} is not a valid hostname")
+    return host
 
 
 def _field(name: str, value: str) -> Header:
@@ -84,7 +105,7 @@ class PathEdit:
 
     def __init__(self, modifier: ir.PathModifier) -> None:
         self.full = modifier.type == "ReplaceFullPath"
-        self.replacement = _b(modifier.value)
+        self.replacement = _path(modifier.value)
         self.prefix = _b(modifier.prefix)
 
     def apply(self, path: bytes) -> bytes:
@@ -135,7 +156,7 @@ class Redirect:
         if port == _WELL_KNOWN_PORTS.get(scheme):
             port = None
         self.status = redirect.status_code
-        self.hostname = None if redirect.hostname is None else _b(redirect.hostname)
+        self.hostname = None if redirect.hostname is None else _hostname(redirect.hostname)
         self.scheme = scheme + b"://"
         self.port = b"" if port is None else b":%d" % port
         self.path = None if redirect.path is None else PathEdit(redirect.path)
@@ -163,7 +184,7 @@ class Rewrite:
     __slots__ = ("hostname", "path")
 
     def __init__(self, rewrite: ir.URLRewrite) -> None:
-        self.hostname = None if rewrite.hostname is None else _b(rewrite.hostname)
+        self.hostname = None if rewrite.hostname is None else _hostname(rewrite.hostname)
         self.path = None if rewrite.path is None else PathEdit(rewrite.path)
 
 

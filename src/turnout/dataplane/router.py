@@ -445,8 +445,8 @@ def _compile_rule(
     if rule.direct_status is not None:
         return Rule(rule.name, path, conditions, [(1, Target(status=rule.direct_status))], cors)
     if rule.filters.redirect is not None:
-        redirect = _redirect(rule.filters.redirect, listener)
-        return Rule(rule.name, path, conditions, [(1, Target(redirect=redirect))], cors)
+        target = _redirect(rule, rule.filters.redirect, listener, errors)
+        return Rule(rule.name, path, conditions, [(1, target)], cors)
     weighted = [
         (backend.weight, _compile_target(rule, backend, listener, clusters, errors))
         for backend in rule.backends
@@ -457,9 +457,17 @@ def _compile_rule(
     return Rule(rule.name, path, conditions, weighted, cors)
 
 
-def _redirect(redirect: ir.RequestRedirect, listener: ir.Listener) -> Redirect:
+def _redirect(
+    rule: ir.HTTPRouteRule, redirect: ir.RequestRedirect, listener: ir.Listener, errors: list[str]
+) -> Target:
     scheme = "https" if listener.protocol == "HTTPS" else "http"
-    return Redirect(redirect, listener_scheme=scheme, spec_port=listener.spec_port)
+    try:
+        return Target(
+            redirect=Redirect(redirect, listener_scheme=scheme, spec_port=listener.spec_port)
+        )
+    except ValueError as exc:  # would let a Location split or inject a header line
+        errors.append(f"{rule.name}: {exc}")
+        return Target(status=500)
 
 
 def _compile_target(
@@ -474,7 +482,7 @@ def _compile_target(
     chain = [rule.filters] if backend.filters is None else [rule.filters, backend.filters]
     redirect = next((f.redirect for f in chain if f.redirect is not None), None)
     if redirect is not None:
-        return Target(redirect=_redirect(redirect, listener))
+        return _redirect(rule, redirect, listener, errors)
     cluster = None if backend.cluster is None else clusters.get(backend.cluster)
     if cluster is None:
         errors.append(f"{rule.name}: unknown cluster {backend.cluster!r}")
@@ -489,6 +497,7 @@ def _compile_target(
     try:
         request_edits = tuple(HeaderEdit(f.request_headers) for f in chain if f.request_headers)
         response_edits = tuple(HeaderEdit(f.response_headers) for f in chain if f.response_headers)
+        rewrite = tuple(Rewrite(f.rewrite) for f in chain if f.rewrite is not None)
     except ValueError as exc:  # would let a filter split or inject a header line
         errors.append(f"{rule.name}: {exc}")
         return Target(status=500)
@@ -496,7 +505,7 @@ def _compile_target(
         cluster=cluster,
         request_edits=request_edits,
         response_edits=response_edits,
-        rewrite=tuple(Rewrite(f.rewrite) for f in chain if f.rewrite is not None),
+        rewrite=rewrite,
         mirrors=tuple(mirrors),
         policy=compile_policy(rule),
     )

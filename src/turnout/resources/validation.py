@@ -343,6 +343,19 @@ def _path_modifier(modifier: HTTPPathModifier, path: str, rule: HTTPRouteRule) -
             yield FieldError(f"{path}.{json_name}", f"required when type is {ptype}")
         elif modifier.type != ptype and is_set:
             yield FieldError(f"{path}.{json_name}", f"must not be set when type is {modifier.type}")
+    for attr, json_name in (
+        ("replace_full_path", "replaceFullPath"),
+        ("replace_prefix_match", "replacePrefixMatch"),
+    ):
+        value = getattr(modifier, attr)
+        if value and not PATH_CHARS_RE.match(value):
+            # Written into the request line or a Location: a space, CR, LF, "?" or "#"
+            # would change the message (the CRD has no pattern; turnout is stricter).
+            yield FieldError(
+                f"{path}.{json_name}",
+                "must only contain valid path characters (letters, digits, "
+                "-/._~!$&'()*+,;=:@ and %-escapes)",
+            )
     if modifier.type == "ReplacePrefixMatch" and modifier.replace_prefix_match is not None:
         matches = rule.matches
         if len(matches) != 1 or matches[0].path.type != "PathPrefix":
