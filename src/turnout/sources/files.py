@@ -207,11 +207,16 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
         return [], LoadError(name, f"invalid YAML: {problem}", line=line)
     except RecursionError:
         return [], LoadError(name, "document is nested too deeply")
+    try:
+        bodies = _to_json_data(bodies, [MAX_VALUES_PER_FILE])
+    except _TooManyValues:
+        return [], LoadError(name, f"more than {MAX_VALUES_PER_FILE} values once aliases expand")
+    except RecursionError:  # also a recursive alias (&a [*a])
+        return [], LoadError(name, "document is nested too deeply (or a recursive alias)")
     docs: list[_Document] = []
     for index, body in enumerate(bodies, start=1):
         if body is None:
             continue
-        body = _to_json_data(body)
         items = body.get("items") if isinstance(body, dict) else None
         kind = body.get("kind") if isinstance(body, dict) else None
         if isinstance(items, list) and (kind is None or str(kind).endswith("List")):
@@ -221,12 +226,28 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
     return docs, None
 
 
-def _to_json_data(value: Any) -> Any:
-    """YAML-only scalars as JSON would carry them (timestamps as RFC 3339, bytes base64)."""
+# YAML aliases share one node between many places; copied out as JSON data, nine levels
+# of nine aliases ("billion laughs") would make 387 million values. The API server bounds
+# alias expansion too; a million values is far beyond any real manifest file.
+MAX_VALUES_PER_FILE = 1_000_000
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+def _to_json_data(value: Any, budget: list[int]) -> Any:
+    """YAML-only scalars as JSON would carry them (timestamps as RFC 3339, bytes base64).
+
+    ``budget`` holds how many more values may be produced (see MAX_VALUES_PER_FILE).
+    """
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooManyValues
     if isinstance(value, dict):
-        return {k: _to_json_data(v) for k, v in value.items()}
+        return {k: _to_json_data(v, budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_to_json_data(v) for v in value]
+        return [_to_json_data(v, budget) for v in value]
     if isinstance(value, dt.datetime):
         return rfc3339(value)
     if isinstance(value, dt.date):
