@@ -70,6 +70,56 @@ REJECTED = {
     "bare-lf": (b"GET /api HTTP/1.1\n" + b"Host: a\n\n", 400),
     "ctl-in-target": (b"GET /a\x01b HTTP/1.1\r\n" + _H + b"\r\n", 400),
     "two-hosts": (b"GET /api HTTP/1.1\r\n" + _H + b"Host: b\r\n\r\n", 400),
+    "cl-hex": (b"POST /api HTTP/1.1\r\n" + _H + b"Content-Length: 0x3\r\n\r\nabc", 400),
+    "cl-inner-space": (b"POST /api HTTP/1.1\r\n" + _H + b"Content-Length: 1 2\r\n\r\nabc", 400),
+    "cl-empty": (b"POST /api HTTP/1.1\r\n" + _H + b"Content-Length: \r\n\r\nabc", 400),
+    "cl-overflow": (b"POST /api HTTP/1.1\r\n" + _H + b"Content-Length: " + b"9" * 30
+                    + b"\r\n\r\nabc", 400),
+    "cl-space-before-colon": (b"POST /api HTTP/1.1\r\n" + _H + b"Content-Length : 3\r\n\r\nabc",
+                              400),
+    "te-space-before-colon": (b"POST /api HTTP/1.1\r\n" + _H +
+                              b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+    "te-identity": (b"POST /api HTTP/1.1\r\n" + _H + b"Transfer-Encoding: identity\r\n\r\n", 400),
+    "te-xchunked": (b"POST /api HTTP/1.1\r\n" + _H +
+                    b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400),
+    "te-chunked-comma": (b"POST /api HTTP/1.1\r\n" + _H +
+                         b"Transfer-Encoding: chunked,\r\n\r\n0\r\n\r\n", 400),
+    "te-empty": (b"POST /api HTTP/1.1\r\n" + _H + b"Transfer-Encoding: \r\n\r\n", 400),
+    "chunk-data-no-crlf": (b"POST /api HTTP/1.1\r\n" + _H +
+                           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX0\r\n\r\n", None),
+    "chunk-size-negative": (b"POST /api HTTP/1.1\r\n" + _H +
+                            b"Transfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n", None),
+    "chunk-size-0x": (b"POST /api HTTP/1.1\r\n" + _H +
+                      b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", None),
+    "chunk-size-space": (b"POST /api HTTP/1.1\r\n" + _H +
+                         b"Transfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n", None),
+    "chunk-ext-bare-lf": (b"POST /api HTTP/1.1\r\n" + _H +
+                          b"Transfer-Encoding: chunked\r\n\r\n3;a\nb\r\nabc\r\n0\r\n\r\n", None),
+    "chunk-ext-bare-cr": (b"POST /api HTTP/1.1\r\n" + _H +
+                          b"Transfer-Encoding: chunked\r\n\r\n3;a\rb\r\nabc\r\n0\r\n\r\n", None),
+    "trailer-obs-fold": (b"POST /api HTTP/1.1\r\n" + _H +
+                         b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", None),
+    "trailer-nul": (b"POST /api HTTP/1.1\r\n" + _H +
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\x00\r\n\r\n", None),
+    "lf-in-value": (b"GET /api HTTP/1.1\r\n" + _H + b"X-A: b\nX-B: c\r\n\r\n", 400),
+    "bare-cr-line-end": (b"GET /api HTTP/1.1\r" + _H + b"\r\n", 400),
+    "lower-case-method": (b"get /api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "space-in-target": (b"GET /a b HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "bad-version": (b"GET /api HTTP/1.11\r\n" + _H + b"\r\n", 400),
+    "http-0.9": (b"GET /api\r\n\r\n", 505),
+    # request targets (RFC 9112 3.2) and Host (RFC 9110 7.2)
+    "fragment": (b"GET /api#x HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "relative-target": (b"GET api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "asterisk-not-options": (b"GET * HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "absolute-userinfo": (b"GET http://u@a/api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "absolute-ftp": (b"GET ftp://a/api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "absolute-no-host": (b"GET http:///api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "absolute-bad-host": (b"GET http://[/api HTTP/1.1\r\n" + _H + b"\r\n", 400),
+    "host-with-space": (b"GET /old HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    "host-with-slash": (b"GET /old HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    "host-obs-text": (b"GET /old HTTP/1.1\r\nHost: a\xffb\r\n\r\n", 400),
+    "host-empty": (b"GET /old HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    "host-del": (b"GET /old HTTP/1.1\r\nHost: a\x7fb\r\n\r\n", 400),
     "no-host-http11": (b"GET /api HTTP/1.1\r\n\r\n", 400),
     "http-2.0": (b"GET /api HTTP/2.0\r\n" + _H + b"\r\n", 505),
     # limits
@@ -144,6 +194,33 @@ async def test_head_not_finished_in_time_gets_408() -> None:
     client.connection_lost(None)
 
 
+async def test_trickling_bytes_do_not_extend_the_header_timeout() -> None:
+    # Slowloris: a byte now and then must not keep the connection: the deadline runs from
+    # the start of the head, not from the last byte.
+    client, transport = _client(_state(Limits(header_timeout=0.3)))
+    head = b"GET /teapot HTTP/1.1\r\nHost: a\r\n" + b"X-A: b\r\n" * 20
+    sent = 0
+    async with asyncio.timeout(5.0):
+        while not transport.closed:
+            client.data_received(head[sent : sent + 1])
+            sent += 1
+            await asyncio.sleep(0.02)
+    assert sent < len(head)  # closed while the head was still trickling in
+    (response,) = _responses(transport.data())
+    assert response.status == 408 and response.header("connection") == "close"
+    client.connection_lost(None)
+
+
+async def test_next_head_on_a_keep_alive_connection_is_timed_too() -> None:
+    client, transport = _client(_state(Limits(header_timeout=0.3, idle_timeout=30.0)))
+    client.data_received(b"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [r.status for r in _responses(transport.take())] == [418]
+    client.data_received(b"GET /teapot HTTP/1.1\r\n")  # and then nothing more
+    await _wait_closed(transport)
+    assert [r.status for r in _responses(transport.data())] == [408]
+    client.connection_lost(None)
+
+
 async def test_silent_connection_is_closed_without_a_response() -> None:
     client, transport = _client(_state(Limits(header_timeout=0.2)))
     await _wait_closed(transport)
@@ -184,6 +261,8 @@ async def test_connections_over_the_limit_are_shed() -> None:
     assert not fourth.closed
     fourth_client.data_received(b"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n")
     assert [r.status for r in _responses(fourth.data())] == [418]
+    second[0].data_received(b"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [r.status for r in _responses(second[1].data())] == [418]  # unaffected
     for conn in (second[0], fourth_client):
         conn.connection_lost(None)
 
