@@ -110,6 +110,21 @@ async def test_status_wraps_items(admin: Admin) -> None:
     assert json.loads(body) == {"items": admin.provider.items, "errors": ["x.yaml:3: invalid YAML"]}
 
 
+async def test_status_follows_each_new_version_of_the_items(admin: Admin) -> None:
+    """/status is rendered once per version (list identity) and is never stale."""
+    errors = ["x.yaml:3: invalid YAML"]
+    admin.provider.load_errors = lambda: errors  # type: ignore[method-assign]
+    _, _, first = await _request(admin.port, _get("/status"))
+    _, _, again = await _request(admin.port, _get("/status"))
+    assert again == first
+    admin.provider.items = [{"kind": "HTTPRoute", "metadata": {"name": "r"}, "status": {}}]
+    _, _, body = await _request(admin.port, _get("/status"))
+    assert json.loads(body)["items"] == admin.provider.items
+    errors = []
+    _, _, body = await _request(admin.port, _get("/status"))
+    assert json.loads(body) == {"items": admin.provider.items, "errors": []}
+
+
 async def test_config_is_provider_bytes(admin: Admin) -> None:
     status, headers, body = await _request(admin.port, _get("/config"))
     assert (status, headers["content-type"], body) == (200, "application/json", b'{"version": 3}')

@@ -27,7 +27,10 @@ class AdminProvider(Protocol):
         ...
 
     def status_items(self) -> list[dict[str, Any]]:
-        """Kubernetes-shaped objects with `.status` filled in."""
+        """Kubernetes-shaped objects with `.status` filled in.
+
+        The same list object until the status changes, and never mutated in place (like
+        `load_errors`): the admin API renders `/status` once per pair of lists."""
         ...
 
     def load_errors(self) -> list[str]:

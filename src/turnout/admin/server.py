@@ -57,14 +57,32 @@ def _text(status: int, text: str) -> Response:
     return Response(status, text.encode() + b"\n")
 
 
-def _status(provider: AdminProvider) -> Response:
-    body = (
-        json.dumps(
-            {"items": provider.status_items(), "errors": provider.load_errors()}, indent=2
-        ).encode()
-        + b"\n"
-    )
-    return Response(200, body, _JSON)
+class _StatusRenderer:
+    """``/status`` as compact JSON, rendered once per version of the provider's answer.
+
+    At thousands of routes the document is megabytes, and rendering it costs far more
+    than anything else the admin API does; a client polling ``/status`` must not make
+    the event loop (which also serves traffic) re-render it on every request. The
+    provider returns the same list objects until a reload replaces them (see
+    ``AdminProvider.status_items``), so the lists' identity is the version. The last
+    lists are held here, so an identity match can never be a recycled id.
+    """
+
+    def __init__(self) -> None:
+        self._items: object = None
+        self._errors: object = None
+        self._body = b""
+
+    def __call__(self, provider: AdminProvider) -> Response:
+        items, errors = provider.status_items(), provider.load_errors()
+        if items is not self._items or errors is not self._errors:
+            document = {"items": items, "errors": errors}
+            self._body = json.dumps(document, separators=(",", ":")).encode() + b"\n"
+            self._items, self._errors = items, errors
+        return Response(200, self._body, _JSON)
+
+
+_status = _StatusRenderer()
 
 
 def _metrics(_: AdminProvider) -> Response:
