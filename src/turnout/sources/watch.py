@@ -1,8 +1,8 @@
 """Watch manifest paths and yield batches of changed files.
 
 Place in the pipeline: **sources** -> Snapshot -> graph. The watcher only says *that*
-something changed; the caller reloads with ``FileSource.load()`` (which rereads
-everything: cheap at the sizes we handle, and always consistent).
+something changed; the caller reloads with ``FileSource.load()`` (which looks at every
+file and parses again only the ones whose stat changed: always consistent).
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ async def watch_paths(
     paths: Iterable[str | Path],
     *,
     debounce_ms: int = 100,
+    quiet_ms: int = 10,
     stop_event: asyncio.Event | None = None,
 ) -> AsyncIterator[set[Path]]:
     """Yield the set of changed paths after each burst of changes (dotfiles ignored).
+
+    A burst ends when no change arrived for ``quiet_ms``, or ``debounce_ms`` after its
+    first change. The quiet period is what a lone change waits before it is reloaded,
+    so it is short; a burst (an editor's write and rename, a tool deleting thousands of
+    files) comes in well under it between events and still makes one batch.
 
     Files are watched through their directory, so editors that save by renaming a
     new file over the old one are seen too.
@@ -63,7 +69,7 @@ async def watch_paths(
         *watch_roots,
         watch_filter=wanted,
         debounce=debounce_ms,
-        step=min(50, debounce_ms),
+        step=min(quiet_ms, debounce_ms),
         stop_event=stop_event,
         rust_timeout=1000,
         yield_on_timeout=False,
