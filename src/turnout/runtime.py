@@ -33,6 +33,7 @@ from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
+from turnout.util.collector import collector_paused, freeze_loaded
 from turnout.workers import WorkerSet
 
 log = logging.getLogger("turnout")
@@ -194,6 +195,9 @@ class Pipeline:
     allocator: AddressAllocator = field(init=False)
     clock: StatusClock = field(default_factory=StatusClock)
     version: int = 0
+    # Long-running processes: keep the first load's objects out of every later garbage
+    # collection (turnout.util.collector explains why).
+    freeze_first_load: bool = False
 
     def __post_init__(self) -> None:
         self.source = FileSource(list(self.options.paths))
@@ -201,6 +205,8 @@ class Pipeline:
 
     def compile(self) -> tuple[LoadResult, Graph, ir.Config]:
         loaded = self.source.load()
+        if self.freeze_first_load and self.version == 0:
+            freeze_loaded()
         snapshot = loaded.snapshot
         controller = self.options.controller_name
         keys = graph.gateways_of_our_classes(snapshot, controller)
@@ -252,7 +258,7 @@ class Standalone:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.pipeline = Pipeline(options)
+        self.pipeline = Pipeline(options, freeze_first_load=True)
         self.dataplane = DataPlane(options.limits)  # used when options.workers == 0
         self.workers: WorkerSet | None = None
         if options.workers >= 1:
@@ -333,7 +339,8 @@ class Standalone:
         self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
 
     async def reload(self) -> None:
-        async with self._reload_lock:
+        # No garbage collection in the middle of a reload (turnout.util.collector).
+        async with self._reload_lock, collector_paused():
             self._ready = False
             try:
                 loaded, built, config = self.pipeline.compile()
