@@ -363,7 +363,7 @@ class Standalone:
                 "configuration %d applied: %d gateways, %d routes",
                 config.version,
                 len(config.gateways),
-                len(built.routes),
+                len(built.routes) + len(built.grpc_routes),
             )
 
     def _log_problems(self, loaded: LoadResult) -> None:

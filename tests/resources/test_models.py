@@ -219,7 +219,7 @@ def test_reference_grant_v1alpha2_and_fields() -> None:
     ("api_version", "kind"),
     [
         ("apps/v1", "Deployment"),
-        ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+        ("gateway.networking.k8s.io/v1beta1", "GRPCRoute"),  # GRPCRoute has no v1beta1
         ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
         ("gateway.networking.k8s.io/v1alpha2", "HTTPRoute"),
         ("v2", "Service"),

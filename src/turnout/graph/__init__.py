@@ -34,15 +34,18 @@ def build(
     classes = build_gateway_classes(snapshot, controller_name)
     # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
     gateways = build_gateways(snapshot, classes, addresses, unusable_addresses or {})
-    # Routes: rules, backends and attachment; this also counts attachedRoutes.
+    # Routes of every kind: rules, backends and attachment; this also resolves
+    # HTTPRoute/GRPCRoute hostname conflicts and counts attachedRoutes.
     resolver = BackendResolver(snapshot)
-    routes = build_routes(snapshot, gateways, resolver)
+    http_routes, grpc_routes = build_routes(snapshot, gateways, resolver)
     return Graph(
         controller_name=controller_name,
         gateway_classes=classes,
         gateways=gateways,
-        routes=routes,
+        routes=http_routes,
         clusters=resolver.clusters,
+        grpc_routes=grpc_routes,
+        cluster_protocols=resolver.cluster_protocols,
     )
 
 

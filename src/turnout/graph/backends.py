@@ -26,6 +26,19 @@ _UNSUPPORTED_APP_PROTOCOLS = {
     "https": "TLS backends are not supported yet",
 }
 
+# appProtocols that mean HTTP/2 with prior knowledge: KEP-3726's kubernetes.io/h2c and
+# the spellings meshes use for it. A GRPCRoute sends to these as they are, and to ports
+# without appProtocol as h2c too: gRPC is HTTP/2, and GRPCBackendRef lets an
+# implementation infer the protocol from the route kind.
+_H2C_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c", "grpc", "http2"})
+# appProtocols a GRPCRoute cannot be carried over (GEP-1911: UnsupportedProtocol).
+_NOT_FOR_GRPC = {
+    "http": "gRPC needs HTTP/2, and the port speaks HTTP/1.1",
+    "kubernetes.io/ws": "gRPC cannot be carried over WebSocket",
+    "kubernetes.io/wss": "gRPC cannot be carried over WebSocket",
+    "https": "TLS backends are not supported yet",
+}
+
 
 @dataclass(frozen=True)
 class BackendTarget:
@@ -52,6 +65,8 @@ class BackendResolver:
         for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
             self._grants[namespace].append(grant)
         self.clusters: dict[str, list[tuple[str, int]]] = {}
+        # Clusters that do not speak HTTP/1.1: cluster name -> ir.Cluster protocol.
+        self.cluster_protocols: dict[str, str] = {}
 
     def grant_allows(
         self, *, from_group: str, from_kind: str, from_namespace: str, target: BackendTarget
@@ -109,7 +124,11 @@ class BackendResolver:
                 c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
                 f"{field}: Service {shown} has no port {target.port}",
             )
-        unsupported = _UNSUPPORTED_APP_PROTOCOLS.get((port.app_protocol or "").lower())
+        app_protocol = (port.app_protocol or "").lower()
+        if from_kind == "GRPCRoute":
+            unsupported = _NOT_FOR_GRPC.get(app_protocol)
+        else:
+            unsupported = _UNSUPPORTED_APP_PROTOCOLS.get(app_protocol)
         if unsupported is not None:
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
@@ -117,6 +136,13 @@ class BackendResolver:
                 f"{port.app_protocol}: {unsupported}",
             )
         cluster = f"{target.namespace}/{target.name}:{port.port}"
+        if from_kind == "GRPCRoute" and app_protocol not in _H2C_APP_PROTOCOLS:
+            # h2c by inference: a cluster of its own, so that an HTTPRoute to the same
+            # port keeps speaking HTTP/1.1 to it.
+            cluster += "/h2c"
+            self.cluster_protocols[cluster] = "h2c"
+        elif app_protocol in _H2C_APP_PROTOCOLS:
+            self.cluster_protocols[cluster] = "h2c"
         if cluster not in self.clusters:
             self.clusters[cluster] = self._endpoints(target.namespace, target.name, port.name)
         return cluster, None

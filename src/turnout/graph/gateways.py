@@ -21,14 +21,15 @@ from turnout.status.conditions import Condition
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE_KIND = (GATEWAY_GROUP, "HTTPRoute")
+GRPCROUTE_KIND = (GATEWAY_GROUP, "GRPCRoute")
 
-# Route kinds each protocol can carry, in the order reported in supportedKinds. Only
-# protocols the data plane serves are listed; the others get UnsupportedProtocol.
-# HTTPS carries HTTPRoutes only until the data plane speaks HTTP/2 (GRPCRoute needs
-# ALPN h2); TLS (TLSRoute) and TCP/UDP are later work.
+# Route kinds each protocol can carry, in the order reported in supportedKinds (the
+# default when allowedRoutes.kinds is empty). Only protocols the data plane serves are
+# listed; the others get UnsupportedProtocol. GRPCRoute rides on HTTP (h2c with prior
+# knowledge) and HTTPS (h2 by ALPN) listeners, as grpcroute_types.go requires.
 PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
-    "HTTP": [HTTPROUTE_KIND],
-    "HTTPS": [HTTPROUTE_KIND],
+    "HTTP": [HTTPROUTE_KIND, GRPCROUTE_KIND],
+    "HTTPS": [HTTPROUTE_KIND, GRPCROUTE_KIND],
 }
 # Listeners on one port must share a family to be served by one socket.
 _PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}

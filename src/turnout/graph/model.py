@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from turnout.graph.tls import ListenerCertificate
-from turnout.resources import Gateway, GatewayClass, HTTPRoute
+from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute
 from turnout.resources.gateway import Listener
+from turnout.resources.grpcroute import GRPCRouteRule
 from turnout.resources.httproute import HTTPRouteRule
 from turnout.resources.meta import ParentReference
 from turnout.status.conditions import Condition
 
 Key = tuple[str, str]  # (namespace, name)
+Route = HTTPRoute | GRPCRoute
+"""The route kinds whose rules the graph resolves and the IR compiles."""
 
 
 @dataclass
@@ -66,7 +69,7 @@ class ListenerNode:
 class _NamespacedNode:
     """namespace, name and key of a node wrapping a namespaced object."""
 
-    obj: Gateway | HTTPRoute
+    obj: Gateway | HTTPRoute | GRPCRoute
 
     @property
     def namespace(self) -> str:
@@ -109,7 +112,7 @@ class ResolvedBackend:
 @dataclass
 class ResolvedRule:
     index: int
-    spec: HTTPRouteRule
+    spec: HTTPRouteRule | GRPCRouteRule
     backends: list[ResolvedBackend]
     # backendRef-level filter lists are in spec; mirrors resolved to clusters here.
     mirror_clusters: list[str | None] = field(default_factory=list)
@@ -135,7 +138,7 @@ class ParentStatus:
 
 @dataclass(eq=False)
 class RouteNode(_NamespacedNode):
-    obj: HTTPRoute
+    obj: Route
     rules: list[ResolvedRule] = field(default_factory=list)
     # Conditions that apply to every parent (ResolvedRefs, PartiallyInvalid, ...).
     common_conditions: list[Condition] = field(default_factory=list)
@@ -143,12 +146,19 @@ class RouteNode(_NamespacedNode):
     invalid: Condition | None = None
     parents: list[ParentStatus] = field(default_factory=list)
 
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
 
 @dataclass
 class Graph:
     controller_name: str
     gateway_classes: dict[str, GatewayClassNode]
     gateways: dict[Key, GatewayNode]
-    routes: dict[Key, RouteNode]
+    routes: dict[Key, RouteNode]  # HTTPRoutes
     # cluster name -> ready endpoints [(address, port)]
     clusters: dict[str, list[tuple[str, int]]]
+    grpc_routes: dict[Key, RouteNode] = field(default_factory=dict)
+    # cluster name -> upstream protocol, for clusters that do not speak HTTP/1.1
+    cluster_protocols: dict[str, str] = field(default_factory=dict)

@@ -1,20 +1,24 @@
-"""HTTPRoutes: rule validation, backend resolution and attachment to listeners.
+"""Routes (HTTPRoute, GRPCRoute): rule validation, backend resolution, attachment.
+
+One code path for every route kind; only the checks of kind-specific fields differ
+(`_unsupported_values` here for HTTPRoute, `turnout.graph.grpcroute` for GRPCRoute).
 
 Attachment follows GEP-957 and ParentReference: a parentRef selects listeners by
 `sectionName` and `port` (none left: NoMatchingParent), keeps those whose allowedRoutes
 admit the route's kind and namespace (none: NotAllowedByListeners) and whose hostname
-intersects the route's hostnames (none: NoMatchingListenerHostname).
+intersects the route's hostnames (none: NoMatchingListenerHostname). Then, per listener,
+an HTTPRoute and a GRPCRoute must not share a hostname (GEP-1016 "Cross Serving"): the
+older route keeps it and the other is not accepted there (`_reject_cross_kind`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
-import re2
-
-from turnout.graph import hostnames
+from turnout.graph import grpcroute, hostnames
 from turnout.graph.backends import BackendResolver, BackendTarget
-from turnout.graph.gateways import GATEWAY_GROUP, HTTPROUTE_KIND
+from turnout.graph.gateways import GATEWAY_GROUP
 from turnout.graph.model import (
     GatewayNode,
     Key,
@@ -22,11 +26,13 @@ from turnout.graph.model import (
     ParentStatus,
     ResolvedBackend,
     ResolvedRule,
+    Route,
     RouteNode,
 )
+from turnout.graph.regex import bad_regex as _bad_regex
 from turnout.ir.model import RetryPolicy
-from turnout.resources import HTTPRoute
-from turnout.resources.httproute import HTTPRouteFilter, HTTPRouteRule
+from turnout.resources.grpcroute import GRPCBackendRef, GRPCRouteFilter, GRPCRouteRule
+from turnout.resources.httproute import HTTPBackendRef, HTTPRouteFilter, HTTPRouteRule
 from turnout.resources.meta import ParentReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
@@ -60,22 +66,40 @@ _RESOLVED_REFS_PRIORITY = (
 
 def build_routes(
     snapshot: Snapshot, gateways: Mapping[Key, GatewayNode], resolver: BackendResolver
-) -> dict[Key, RouteNode]:
-    nodes: dict[Key, RouteNode] = {}
-    for key, route in sorted(snapshot.http_routes.items()):
-        node = RouteNode(route)
-        _resolve_rules(node, resolver)
-        for parent_ref in route.spec.parent_refs:
-            gateway = _parent_gateway(parent_ref, route, gateways)
-            if gateway is not None:
-                node.parents.append(_attach(node, parent_ref, gateway, snapshot))
-        nodes[key] = node
-    _count_attached(nodes)
-    return nodes
+) -> tuple[dict[Key, RouteNode], dict[Key, RouteNode]]:
+    """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners."""
+    http = {
+        key: _route_node(route, snapshot, gateways, resolver)
+        for key, route in sorted(snapshot.http_routes.items())
+    }
+    grpc = {
+        key: _route_node(route, snapshot, gateways, resolver)
+        for key, route in sorted(snapshot.grpc_routes.items())
+    }
+    every = [*http.values(), *grpc.values()]
+    # Before counting: a route that loses a hostname conflict is not attached there.
+    _reject_cross_kind(every)
+    _count_attached(every)
+    return http, grpc
+
+
+def _route_node(
+    route: Route,
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    resolver: BackendResolver,
+) -> RouteNode:
+    node = RouteNode(route)
+    _resolve_rules(node, resolver)
+    for parent_ref in route.spec.parent_refs:
+        gateway = _parent_gateway(parent_ref, route, gateways)
+        if gateway is not None:
+            node.parents.append(_attach(node, parent_ref, gateway, snapshot))
+    return node
 
 
 def _parent_gateway(
-    parent_ref: ParentReference, route: HTTPRoute, gateways: Mapping[Key, GatewayNode]
+    parent_ref: ParentReference, route: Route, gateways: Mapping[Key, GatewayNode]
 ) -> GatewayNode | None:
     if parent_ref.group != GATEWAY_GROUP or parent_ref.kind != "Gateway":
         return None  # Services (mesh) and other parent kinds are not served yet
@@ -89,18 +113,24 @@ def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
     route = node.obj
     dropped: list[str] = []
     unresolved: list[Condition] = []
-    for index, rule in enumerate(route.spec.rules):
+    rules: Sequence[HTTPRouteRule | GRPCRouteRule] = route.spec.rules
+    for index, rule in enumerate(rules):
         field = f"spec.rules[{index}]"
-        problems = _unsupported_values(rule, field)
+        if isinstance(rule, HTTPRouteRule):
+            problems = _unsupported_values(rule, field)
+        else:
+            problems = grpcroute.unsupported_values(rule, field)
         if problems:
             dropped.append("; ".join(problems))
             continue
         resolved = ResolvedRule(index, rule, [])
-        for j, ref in enumerate(rule.backend_refs):
+        backend_refs: Sequence[HTTPBackendRef | GRPCBackendRef] = rule.backend_refs
+        filters: Sequence[HTTPRouteFilter | GRPCRouteFilter] = rule.filters
+        for j, ref in enumerate(backend_refs):
             cluster, error = resolver.resolve(
                 _target(ref.group, ref.kind, ref.namespace, ref.name, ref.port, route),
                 field=f"{field}.backendRefs[{j}]",
-                from_kind="HTTPRoute",
+                from_kind=route.kind,
                 from_namespace=route.namespace,
             )
             resolved.backends.append(ResolvedBackend(ref.weight, cluster, error))
@@ -112,9 +142,9 @@ def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
                 )
             )
         resolved.mirror_clusters = _mirrors(
-            rule.filters, f"{field}.filters", route, resolver, unresolved
+            filters, f"{field}.filters", route, resolver, unresolved
         )
-        for k, flt in enumerate(rule.filters):
+        for k, flt in enumerate(filters):
             if flt.type == "ExtensionRef":
                 resolved.unresolved_extension = True
                 ext = flt.extension_ref
@@ -137,15 +167,15 @@ def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
 
 
 def _target(
-    group: str, kind: str, namespace: str | None, name: str, port: int | None, route: HTTPRoute
+    group: str, kind: str, namespace: str | None, name: str, port: int | None, route: Route
 ) -> BackendTarget:
     return BackendTarget(group, kind, namespace or route.namespace, name, port)
 
 
 def _mirrors(
-    filters: list[HTTPRouteFilter],
+    filters: Sequence[HTTPRouteFilter | GRPCRouteFilter],
     field: str,
-    route: HTTPRoute,
+    route: Route,
     resolver: BackendResolver,
     unresolved: list[Condition],
 ) -> list[str | None]:
@@ -158,7 +188,7 @@ def _mirrors(
         cluster, error = resolver.resolve(
             _target(ref.group, ref.kind, ref.namespace, ref.name, ref.port, route),
             field=f"{field}[{k}].requestMirror.backendRef",
-            from_kind="HTTPRoute",
+            from_kind=route.kind,
             from_namespace=route.namespace,
         )
         if error is not None:
@@ -248,22 +278,6 @@ def parse_retry(raw: Mapping[str, object], field: str) -> tuple[RetryPolicy | No
     return RetryPolicy(attempts=attempts, codes=tuple(sorted(codes)), backoff=backoff), []
 
 
-_QUIET_RE2 = re2.Options()
-_QUIET_RE2.log_errors = False  # the error is reported in the route's status instead
-
-
-def _bad_regex(pattern: str, field: str) -> list[str]:
-    try:
-        re2.compile(pattern, _QUIET_RE2)
-    except re2.error as exc:
-        # google-re2 carries the message as bytes
-        detail = exc.args[0] if exc.args else ""
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", "replace")
-        return [f"{field}: not a valid RE2 regular expression ({detail})"]
-    return []
-
-
 # --- attachment ------------------------------------------------------------------------
 
 
@@ -287,10 +301,10 @@ def _attach(
             if (hosts := hostnames.effective_hostnames(ln.spec.hostname, route.spec.hostnames))
         ]
         if not allowed:
-            if any(HTTPROUTE_KIND in ln.supported_kinds for ln in candidates):
-                why = f"allows HTTPRoutes from namespace {route.namespace}"
+            if any((GATEWAY_GROUP, route.kind) in ln.supported_kinds for ln in candidates):
+                why = f"allows {route.kind}s from namespace {route.namespace}"
             else:
-                why = "supports the HTTPRoute kind"
+                why = f"supports the {route.kind} kind"
             status.conditions.append(
                 c.route_not_allowed_by_listeners(
                     f"no listener of Gateway {gateway.namespace}/{gateway.name} "
@@ -330,8 +344,8 @@ def _no_parent_message(parent_ref: ParentReference) -> str:
     return f"Gateway {parent_ref.name} has no listener {' and '.join(wanted)}"
 
 
-def _allows(listener: ListenerNode, route: HTTPRoute, snapshot: Snapshot) -> bool:
-    if HTTPROUTE_KIND not in listener.supported_kinds:
+def _allows(listener: ListenerNode, route: Route, snapshot: Snapshot) -> bool:
+    if (GATEWAY_GROUP, route.kind) not in listener.supported_kinds:
         return False
     namespaces = listener.spec.allowed_routes.namespaces
     if namespaces.from_ == "All":
@@ -344,9 +358,9 @@ def _allows(listener: ListenerNode, route: HTTPRoute, snapshot: Snapshot) -> boo
     return selector.matches(snapshot.namespace_labels(route.namespace))
 
 
-def _count_attached(nodes: Mapping[Key, RouteNode]) -> None:
+def _count_attached(nodes: Sequence[RouteNode]) -> None:
     """AttachedRoutes counts each Accepted route once per listener."""
-    for node in nodes.values():
+    for node in nodes:
         seen: set[int] = set()
         for parent in node.parents:
             for listener, hosts in parent.listeners:
@@ -355,3 +369,64 @@ def _count_attached(nodes: Mapping[Key, RouteNode]) -> None:
                 seen.add(id(listener))
                 listener.attached_routes += 1
                 listener.routes.append((node, hosts))
+
+
+def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
+    """An HTTPRoute and a GRPCRoute must not share a hostname on one listener.
+
+    GRPCRoute.spec.hostnames: when the hostnames of routes of the two kinds attached to
+    a listener intersect, exactly one is accepted: the oldest, then the first by
+    "{namespace}/{name}". Routes claim listeners in that order; a route that meets an
+    older one of the other kind loses that listener. Its parent is Accepted=False
+    (NotAllowedByListeners: the listener does not take it) when no listener is left,
+    and stays Accepted, saying which listeners it lost, otherwise.
+    """
+    claimed: dict[int, list[tuple[RouteNode, list[str]]]] = defaultdict(list)
+    for node in sorted(nodes, key=_age):
+        for parent in node.parents:
+            kept: list[tuple[ListenerNode, list[str]]] = []
+            lost: list[str] = []
+            for listener, hosts in parent.listeners:
+                rival = next(
+                    (
+                        other
+                        for other, other_hosts in claimed[id(listener)]
+                        if other.kind != node.kind and _overlap(hosts, other_hosts)
+                    ),
+                    None,
+                )
+                if rival is None:
+                    kept.append((listener, hosts))
+                    continue
+                lost.append(
+                    f"listener {listener.name}: its hostnames are already served by "
+                    f"{rival.kind} {rival.namespace}/{rival.name}, which takes precedence "
+                    f"(older, or first by namespace/name); an HTTPRoute and a GRPCRoute "
+                    "cannot share a hostname on one listener"
+                )
+            for listener, hosts in kept:
+                claimed[id(listener)].append((node, hosts))
+            if lost:
+                parent.listeners = kept
+                verdict = (
+                    c.route_accepted_except("; ".join(lost))
+                    if kept
+                    else c.route_not_allowed_by_listeners("; ".join(lost))
+                )
+                parent.conditions = [
+                    verdict if cond.type == c.ACCEPTED else cond for cond in parent.conditions
+                ]
+
+
+def _age(node: RouteNode) -> tuple[str, str, str, str]:
+    # An unknown creationTimestamp sorts last, as in the IR's precedence order.
+    return (node.obj.metadata.creation_timestamp or "~", node.namespace, node.name, node.kind)
+
+
+def _overlap(hosts: list[str], others: list[str]) -> bool:
+    """Do two lists of effective hostnames (exact, wildcard or ANY) share a hostname?"""
+    return any(
+        hostnames.ANY in (a, b) or hostnames.matches(a, b) or hostnames.matches(b, a)
+        for a in hosts
+        for b in others
+    )

@@ -10,22 +10,40 @@ wildcards, then no hostname), then by the HTTPRouteMatch precedence list:
 2. a method match; 3. the most header matches; 4. the most query param matches;
 5. the oldest Route; 6. Route `{namespace}/{name}` alphabetically;
 7. rule order, then match order, within a Route.
+
+GRPCRoute rules become the same IR rules (``turnout.ir.grpcroute`` turns method matches
+into path matches) ordered by GRPCRouteRule.Matches precedence: hostname as above, then
+the most characters in the service, in the method, the most header matches, then age,
+name and rule order. The two kinds never share a virtual host: the graph rejects an
+HTTPRoute and a GRPCRoute whose hostnames intersect on a listener (GEP-1016).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+
+import msgspec
 
 from turnout.graph import hostnames
 from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, RouteNode
 from turnout.graph.routes import parse_retry
+from turnout.ir import grpcroute
 from turnout.ir import model as ir
+from turnout.resources.grpcroute import (
+    GRPCHeaderMatch,
+    GRPCRouteFilter,
+    GRPCRouteMatch,
+    GRPCRouteRule,
+)
 from turnout.resources.httproute import (
     HTTPCORSFilter,
     HTTPHeaderFilter,
+    HTTPHeaderMatch,
     HTTPPathModifier,
     HTTPRouteFilter,
     HTTPRouteMatch,
+    HTTPRouteRule,
 )
 from turnout.util.duration import optional_timeout
 
@@ -37,7 +55,11 @@ KeyedRule = tuple[SortKey, ir.HTTPRouteRule]
 
 def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
     clusters = {
-        name: ir.Cluster(name, tuple(ir.Endpoint(a, p) for a, p in endpoints))
+        name: ir.Cluster(
+            name,
+            tuple(ir.Endpoint(a, p) for a, p in endpoints),
+            protocol=_cluster_protocol(graph.cluster_protocols.get(name)),
+        )
         for name, endpoints in sorted(graph.clusters.items())
     }
     compiled: dict[int, list[KeyedRule]] = {}  # id(route node) -> its IR rules
@@ -47,6 +69,12 @@ def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
         if gateway.accepted and gateway.address is not None
     ]
     return ir.Config(version=version, gateways=tuple(gateways), clusters=clusters)
+
+
+def _cluster_protocol(protocol: str | None) -> ir.ClusterProtocol:
+    if protocol == "h2c":
+        return "h2c"
+    return "http1"
 
 
 def _gateway(
@@ -140,64 +168,92 @@ def _virtual_hosts(groups: dict[str, list[KeyedRule]]) -> tuple[ir.VirtualHost, 
 def _route_rules(route: RouteNode) -> list[KeyedRule]:
     meta = route.obj.metadata
     age = meta.creation_timestamp or "~"  # unknown age sorts last
+    prefix = route.kind.lower()  # "httproute" / "grpcroute"
     out: list[KeyedRule] = []
     for rule in route.rules:
-        filters = _filters(rule.spec.filters, rule.mirror_clusters, _prefix(rule))
+        spec = rule.spec
+        filters = _filters(spec.filters, rule.mirror_clusters, _prefix(rule))
+        # An invalid backend answers 500 to HTTP; gRPC clients must see UNAVAILABLE
+        # (GRPCRouteRule.BackendRefs), which is what they make of a 503.
+        error_status = 503 if isinstance(spec, GRPCRouteRule) else 500
         backends = tuple(
             ir.WeightedBackend(
                 weight=backend.weight,
                 cluster=backend.cluster,
-                error_status=None if backend.cluster is not None else 500,
+                error_status=None if backend.cluster is not None else error_status,
                 filters=_filters(
-                    rule.spec.backend_refs[j].filters,
-                    rule.backend_mirror_clusters[j],
-                    _prefix(rule),
+                    spec.backend_refs[j].filters, rule.backend_mirror_clusters[j], _prefix(rule)
                 )
-                if rule.spec.backend_refs[j].filters
+                if spec.backend_refs[j].filters
                 else None,
             )
             for j, backend in enumerate(rule.backends)
         )
-        direct_status = _direct_status(rule, filters, backends)
-        timeouts = rule.spec.timeouts
-        request_timeout = optional_timeout(timeouts.request) if timeouts else None
-        backend_timeout = optional_timeout(timeouts.backend_request) if timeouts else None
-        retry = None
-        if rule.spec.retry is not None:
-            retry, _ = parse_retry(rule.spec.retry, "")  # validated by the graph already
-        for m, match in enumerate(_matches(rule)):
-            ir_rule = ir.HTTPRouteRule(
-                name=f"httproute/{route.namespace}/{route.name}/rule/{rule.index}/match/{m}",
-                match=_match(match),
-                filters=filters,
-                backends=backends,
-                direct_status=direct_status,
-                request_timeout=request_timeout,
-                backend_request_timeout=backend_timeout,
-                retry=retry,
+        base = ir.HTTPRouteRule(
+            name="",
+            match=ir.RouteMatch(ir.PathMatch("PathPrefix", "/")),
+            filters=filters,
+            backends=backends,
+            direct_status=_direct_status(rule, filters, backends, error_status),
+        )
+        if isinstance(spec, HTTPRouteRule):
+            base = _with_http_policies(base, spec)
+        for m, (match, key) in enumerate(_compiled_matches(rule)):
+            ir_rule = msgspec.structs.replace(
+                base,
+                name=f"{prefix}/{route.namespace}/{route.name}/rule/{rule.index}/match/{m}",
+                match=match,
             )
-            key = (*_match_key(match), age, f"{route.namespace}/{route.name}", rule.index, m)
-            out.append((key, ir_rule))
+            order = (*key, age, f"{route.namespace}/{route.name}", rule.index, m)
+            out.append((order, ir_rule))
     return out
+
+
+def _with_http_policies(base: ir.HTTPRouteRule, spec: HTTPRouteRule) -> ir.HTTPRouteRule:
+    """HTTPRoute-only rule settings: timeouts and retries (GRPCRoute has neither)."""
+    timeouts = spec.timeouts
+    retry = None
+    if spec.retry is not None:
+        retry, _ = parse_retry(spec.retry, "")  # validated by the graph already
+    return msgspec.structs.replace(
+        base,
+        request_timeout=optional_timeout(timeouts.request) if timeouts else None,
+        backend_request_timeout=optional_timeout(timeouts.backend_request) if timeouts else None,
+        retry=retry,
+    )
+
+
+def _compiled_matches(rule: ResolvedRule) -> list[tuple[ir.RouteMatch, SortKey]]:
+    """(IR match, precedence key) for each match of the rule, in rule order."""
+    spec = rule.spec
+    if isinstance(spec, GRPCRouteRule):
+        return [
+            (_grpc_match(match), grpcroute.match_key(match)) for match in grpcroute.matches(spec)
+        ]
+    return [(_match(match), _match_key(match)) for match in _matches(rule)]
 
 
 def _matches(rule: ResolvedRule) -> list[HTTPRouteMatch]:
     """HTTPRouteRule.Matches: "If no matches are specified, the default is a prefix path
     match on '/'". The CRD default covers an omitted field, not an explicit `[]`."""
+    assert isinstance(rule.spec, HTTPRouteRule)
     return rule.spec.matches or [HTTPRouteMatch()]
 
 
 def _direct_status(
-    rule: ResolvedRule, filters: ir.Filters, backends: tuple[ir.WeightedBackend, ...]
+    rule: ResolvedRule,
+    filters: ir.Filters,
+    backends: tuple[ir.WeightedBackend, ...],
+    no_backend_status: int,
 ) -> int | None:
     if rule.unresolved_extension:
         return 500
     if filters.redirect is not None:
         return None
     # No backendRefs, or only zero weights: nothing may receive the request (500 per
-    # HTTPRouteRule.BackendRefs).
+    # HTTPRouteRule.BackendRefs; UNAVAILABLE, i.e. 503, per GRPCRouteRule.BackendRefs).
     if not backends or sum(b.weight for b in backends) == 0:
-        return 500
+        return no_backend_status
     return None
 
 
@@ -222,25 +278,38 @@ def _normalise_prefix(value: str) -> str:
 def _match(match: HTTPRouteMatch) -> ir.RouteMatch:
     path = match.path
     value = _normalise_prefix(path.value) if path.type == "PathPrefix" else path.value
-    headers: dict[str, ir.HeaderMatch] = {}
-    for header in match.headers:
-        # Only the first entry of a name counts (HTTPHeaderMatch.Name).
-        headers.setdefault(
-            header.name.lower(), ir.HeaderMatch(header.name.lower(), header.type, header.value)
-        )
     params: dict[str, ir.QueryParamMatch] = {}
     for param in match.query_params:
         params.setdefault(param.name, ir.QueryParamMatch(param.name, param.type, param.value))
     return ir.RouteMatch(
         path=ir.PathMatch(path.type, value),
-        headers=tuple(headers.values()),
+        headers=_header_matches(match.headers),
         query_params=tuple(params.values()),
         method=match.method,
     )
 
 
+def _grpc_match(match: GRPCRouteMatch) -> ir.RouteMatch:
+    return ir.RouteMatch(
+        path=grpcroute.method_path(match.method), headers=_header_matches(match.headers)
+    )
+
+
+def _header_matches(
+    headers: Sequence[HTTPHeaderMatch | GRPCHeaderMatch],
+) -> tuple[ir.HeaderMatch, ...]:
+    # Only the first entry of a name counts (HTTPHeaderMatch.Name, GRPCHeaderMatch.Name).
+    by_name: dict[str, ir.HeaderMatch] = {}
+    for header in headers:
+        name = header.name.lower()
+        by_name.setdefault(name, ir.HeaderMatch(name, header.type, header.value))
+    return tuple(by_name.values())
+
+
 def _prefix(rule: ResolvedRule) -> str:
     """The PathPrefix a ReplacePrefixMatch replaces (CEL allows exactly one match)."""
+    if not isinstance(rule.spec, HTTPRouteRule):
+        return "/"  # GRPCRoute has no URLRewrite or RequestRedirect
     path = rule.spec.matches[0].path if rule.spec.matches else None
     if path is None or path.type != "PathPrefix":
         return "/"
@@ -248,7 +317,9 @@ def _prefix(rule: ResolvedRule) -> str:
 
 
 def _filters(
-    filters: list[HTTPRouteFilter], mirror_clusters: list[str | None], prefix: str
+    filters: Sequence[HTTPRouteFilter | GRPCRouteFilter],
+    mirror_clusters: list[str | None],
+    prefix: str,
 ) -> ir.Filters:
     request_headers = response_headers = None
     redirect = rewrite = None
@@ -260,6 +331,13 @@ def _filters(
             request_headers = _header_modifier(flt.request_header_modifier)
         elif flt.response_header_modifier is not None:
             response_headers = _header_modifier(flt.response_header_modifier)
+        elif flt.request_mirror is not None:
+            cluster = mirror_clusters[mirror_index] if mirror_index < len(mirror_clusters) else None
+            mirror_index += 1
+            if cluster is not None:
+                mirrors.append(_mirror(flt, cluster))
+        elif not isinstance(flt, HTTPRouteFilter):
+            continue  # an ExtensionRef: the graph made the rule answer 500
         elif flt.request_redirect is not None:
             spec = flt.request_redirect
             redirect = ir.RequestRedirect(
@@ -272,11 +350,6 @@ def _filters(
         elif flt.url_rewrite is not None:
             spec_rw = flt.url_rewrite
             rewrite = ir.URLRewrite(spec_rw.hostname, _path_modifier(spec_rw.path, prefix))
-        elif flt.request_mirror is not None:
-            cluster = mirror_clusters[mirror_index] if mirror_index < len(mirror_clusters) else None
-            mirror_index += 1
-            if cluster is not None:
-                mirrors.append(_mirror(flt, cluster))
         elif flt.cors is not None:
             cors = cors_policy(flt.cors)
     return ir.Filters(
@@ -325,7 +398,7 @@ def cors_policy(spec: HTTPCORSFilter) -> ir.CORSPolicy:
     )
 
 
-def _mirror(flt: HTTPRouteFilter, cluster: str) -> ir.RequestMirror:
+def _mirror(flt: HTTPRouteFilter | GRPCRouteFilter, cluster: str) -> ir.RequestMirror:
     spec = flt.request_mirror
     assert spec is not None
     if spec.fraction is not None:

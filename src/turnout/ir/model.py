@@ -146,12 +146,20 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
     port: int
 
 
+ClusterProtocol = Literal["http1", "h2c", "h2", "tcp"]
+
+
 class Cluster(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The ready endpoints of one Service port ("ns/name:port")."""
+    """The ready endpoints of one Service port ("ns/name:port").
+
+    ``protocol`` is "h2c" for ports whose appProtocol says HTTP/2 with prior knowledge
+    (kubernetes.io/h2c, grpc, ...) and for GRPCRoute backends without appProtocol; those
+    get a cluster of their own, named "ns/name:port/h2c".
+    """
 
     name: str
     endpoints: tuple[Endpoint, ...]
-    protocol: Literal["http1", "h2c", "h2", "tcp"] = "http1"
+    protocol: ClusterProtocol = "http1"
 
 
 class WeightedBackend(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -173,9 +181,10 @@ class RetryPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One (rule, match) pair of an HTTPRoute, as placed in the precedence order."""
+    """One (rule, match) pair of an HTTPRoute or a GRPCRoute, as placed in the
+    precedence order (a GRPCRoute's method match is compiled to a path match)."""
 
-    name: str  # "httproute/<ns>/<name>/rule/<i>/match/<j>"
+    name: str  # "httproute/<ns>/<name>/rule/<i>/match/<j>" (or "grpcroute/...")
     match: RouteMatch
     filters: Filters = Filters()
     backends: tuple[WeightedBackend, ...] = ()

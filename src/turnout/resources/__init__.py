@@ -6,7 +6,7 @@ Snapshot -> graph -> (status, IR) -> data plane. A source hands every document t
 errors. The graph only ever sees valid models.
 
 Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, references),
-``gateway``, ``httproute``, ``referencegrant``, ``core`` (models per kind), ``parse``
+``gateway``, ``httproute``, ``grpcroute``, ``referencegrant``, ``core`` (models per kind), ``parse``
 (``parse_object``), ``validation`` (CEL rules).
 """
 
@@ -37,6 +37,16 @@ from turnout.resources.gateway import (
     ParametersReference,
     RouteGroupKind,
     RouteNamespaces,
+)
+from turnout.resources.grpcroute import (
+    GRPCBackendRef,
+    GRPCHeaderMatch,
+    GRPCMethodMatch,
+    GRPCRoute,
+    GRPCRouteFilter,
+    GRPCRouteMatch,
+    GRPCRouteRule,
+    GRPCRouteSpec,
 )
 from turnout.resources.httproute import (
     BackendRef,
@@ -100,6 +110,14 @@ __all__ = [
     "EndpointSliceEndpoint",
     "FieldError",
     "Fraction",
+    "GRPCBackendRef",
+    "GRPCHeaderMatch",
+    "GRPCMethodMatch",
+    "GRPCRoute",
+    "GRPCRouteFilter",
+    "GRPCRouteMatch",
+    "GRPCRouteRule",
+    "GRPCRouteSpec",
     "Gateway",
     "GatewayClass",
     "GatewayClassSpec",

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from turnout.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, Service
 from turnout.resources.gateway import Gateway, GatewayClass
+from turnout.resources.grpcroute import GRPCRoute
 from turnout.resources.httproute import HTTPRoute
 from turnout.resources.meta import GATEWAY_GROUP, check_object_name
 from turnout.resources.referencegrant import ReferenceGrant
@@ -27,6 +28,7 @@ Resource = (
     GatewayClass
     | Gateway
     | HTTPRoute
+    | GRPCRoute
     | ReferenceGrant
     | Namespace
     | Service
@@ -40,6 +42,7 @@ ResourceType = (
     type[GatewayClass]
     | type[Gateway]
     | type[HTTPRoute]
+    | type[GRPCRoute]
     | type[ReferenceGrant]
     | type[Namespace]
     | type[Service]
@@ -54,6 +57,8 @@ KINDS: Mapping[str, tuple[ResourceType, frozenset[str]]] = {
     "GatewayClass": (GatewayClass, _GATEWAY_VERSIONS),
     "Gateway": (Gateway, _GATEWAY_VERSIONS),
     "HTTPRoute": (HTTPRoute, _GATEWAY_VERSIONS),
+    # v1alpha2 GRPCRoute is the v1 type, deprecated but still served by the CRD.
+    "GRPCRoute": (GRPCRoute, frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha2"})),
     "ReferenceGrant": (ReferenceGrant, _GATEWAY_VERSIONS | {f"{GATEWAY_GROUP}/v1alpha2"}),
     "Namespace": (Namespace, frozenset({"v1"})),
     "Service": (Service, frozenset({"v1"})),

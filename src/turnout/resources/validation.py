@@ -12,12 +12,14 @@ rule names); each check names its rule in words rather than quoting the CEL.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
 from turnout.resources.core import EndpointSlice, Secret, Service
 from turnout.resources.fields import HOSTNAME_RE, PATH_CHARS_RE, duration_ms, is_ip_address
 from turnout.resources.gateway import Gateway, GatewaySpecAddress, Listener
+from turnout.resources.grpcroute import GRPCMethodMatch, GRPCRoute, GRPCRouteFilter
 from turnout.resources.httproute import (
     HTTPHeaderFilter,
     HTTPPathMatch,
@@ -39,6 +41,8 @@ def validate_resource(obj: Resource) -> list[FieldError]:
         return list(_gateway(obj))
     if isinstance(obj, HTTPRoute):
         return list(_http_route(obj))
+    if isinstance(obj, GRPCRoute):
+        return list(_grpc_route(obj))
     if isinstance(obj, Service):
         return list(_service(obj))
     if isinstance(obj, Secret):
@@ -129,16 +133,21 @@ def _label_selector(selector: LabelSelector, path: str) -> Errors:
 def _http_route(route: HTTPRoute) -> Errors:
     yield from _parent_refs(route.spec.parent_refs)
     rules = route.spec.rules
-    if sum(len(rule.matches) for rule in rules) > 128:
+    yield from _rule_limits([(rule.name, len(rule.matches)) for rule in rules])
+    for i, rule in enumerate(rules):
+        yield from _rule(rule, f"spec.rules[{i}]")
+
+
+def _rule_limits(rules: Sequence[tuple[str | None, int]]) -> Errors:
+    """At most 128 matches over all rules; rule names unique. (name, matches) per rule."""
+    if sum(matches for _, matches in rules) > 128:
         yield FieldError("spec.rules", "must have at most 128 matches in total across all rules")
     rule_names: set[str] = set()
-    for i, rule in enumerate(rules):
-        path = f"spec.rules[{i}]"
-        if rule.name is not None:
-            if rule.name in rule_names:
-                yield FieldError(f"{path}.name", f"duplicate rule name {rule.name!r}")
-            rule_names.add(rule.name)
-        yield from _rule(rule, path)
+    for i, (name, _) in enumerate(rules):
+        if name is not None:
+            if name in rule_names:
+                yield FieldError(f"spec.rules[{i}].name", f"duplicate rule name {name!r}")
+            rule_names.add(name)
 
 
 def _parent_refs(refs: Sequence[ParentReference]) -> Errors:
@@ -194,14 +203,17 @@ def _backend_port(ref: BackendObjectReference, path: str) -> Errors:
 
 def _match(match: HTTPRouteMatch, path: str) -> Errors:
     yield from _path_match(match.path, f"{path}.path.value")
-    header_names = [h.name for h in match.headers]
-    param_names = [q.name for q in match.query_params]
-    for field, names in (("headers", header_names), ("queryParams", param_names)):
-        seen: set[str] = set()
-        for k, name in enumerate(names):
-            if name in seen:
-                yield FieldError(f"{path}.{field}[{k}].name", f"duplicate name {name!r}")
-            seen.add(name)
+    yield from _unique_names([h.name for h in match.headers], f"{path}.headers")
+    yield from _unique_names([q.name for q in match.query_params], f"{path}.queryParams")
+
+
+def _unique_names(names: list[str], path: str) -> Errors:
+    """listType=map with listMapKey=name: the API server rejects repeated names."""
+    seen: set[str] = set()
+    for k, name in enumerate(names):
+        if name in seen:
+            yield FieldError(f"{path}[{k}].name", f"duplicate name {name!r}")
+        seen.add(name)
 
 
 _PATH_FORBIDDEN = ("//", "/./", "/../", "%2f", "%2F", "#")
@@ -262,33 +274,14 @@ def _filter_list(filters: Sequence[HTTPRouteFilter], path: str, rule: HTTPRouteR
 
 
 def _filter(f: HTTPRouteFilter, path: str, rule: HTTPRouteRule) -> Errors:
-    for ftype, (attr, json_name) in _FIELD_FOR_TYPE.items():
-        is_set = getattr(f, attr) is not None
-        if f.type == ftype and not is_set:
-            yield FieldError(f"{path}.{json_name}", f"required when type is {ftype}")
-        elif f.type != ftype and is_set:
-            yield FieldError(f"{path}.{json_name}", f"must not be set when type is {f.type}")
-    for json_name, modifier in (
-        ("requestHeaderModifier", f.request_header_modifier),
-        ("responseHeaderModifier", f.response_header_modifier),
-    ):
-        if modifier is not None:
-            yield from _header_modifier(modifier, f"{path}.{json_name}")
+    yield from _union_members(f, path, _FIELD_FOR_TYPE)
+    yield from _modifiers_and_mirror(f, path)
     for json_name, target in (
         ("requestRedirect", f.request_redirect),
         ("urlRewrite", f.url_rewrite),
     ):
         if target is not None and target.path is not None:
             yield from _path_modifier(target.path, f"{path}.{json_name}.path", rule)
-    if f.request_mirror is not None:
-        mirror, mpath = f.request_mirror, f"{path}.requestMirror"
-        yield from _backend_port(mirror.backend_ref, f"{mpath}.backendRef")
-        if mirror.percent is not None and mirror.fraction is not None:
-            yield FieldError(mpath, "only one of percent or fraction may be set")
-        if mirror.fraction is not None and mirror.fraction.numerator > mirror.fraction.denominator:
-            yield FieldError(
-                f"{mpath}.fraction.numerator", "must be less than or equal to denominator"
-            )
     if f.cors is not None:
         cors, cpath = f.cors, f"{path}.cors"
         for name, values in (
@@ -298,6 +291,37 @@ def _filter(f: HTTPRouteFilter, path: str, rule: HTTPRouteRule) -> Errors:
             ("exposeHeaders", cors.expose_headers),
         ):
             yield from _set_list(list(values), f"{cpath}.{name}", wildcard=name != "exposeHeaders")
+
+
+def _union_members(
+    f: HTTPRouteFilter | GRPCRouteFilter, path: str, table: dict[str, tuple[str, str]]
+) -> Errors:
+    """The member named by ``type`` is set, and no other (the filters' CEL rules)."""
+    for ftype, (attr, json_name) in table.items():
+        is_set = getattr(f, attr) is not None
+        if f.type == ftype and not is_set:
+            yield FieldError(f"{path}.{json_name}", f"required when type is {ftype}")
+        elif f.type != ftype and is_set:
+            yield FieldError(f"{path}.{json_name}", f"must not be set when type is {f.type}")
+
+
+def _modifiers_and_mirror(f: HTTPRouteFilter | GRPCRouteFilter, path: str) -> Errors:
+    """Checks of the members HTTPRoute and GRPCRoute filters share."""
+    for json_name, modifier in (
+        ("requestHeaderModifier", f.request_header_modifier),
+        ("responseHeaderModifier", f.response_header_modifier),
+    ):
+        if modifier is not None:
+            yield from _header_modifier(modifier, f"{path}.{json_name}")
+    if f.request_mirror is not None:
+        mirror, mpath = f.request_mirror, f"{path}.requestMirror"
+        yield from _backend_port(mirror.backend_ref, f"{mpath}.backendRef")
+        if mirror.percent is not None and mirror.fraction is not None:
+            yield FieldError(mpath, "only one of percent or fraction may be set")
+        if mirror.fraction is not None and mirror.fraction.numerator > mirror.fraction.denominator:
+            yield FieldError(
+                f"{mpath}.fraction.numerator", "must be less than or equal to denominator"
+            )
 
 
 def _set_list(values: list[str], path: str, *, wildcard: bool) -> Errors:
@@ -364,6 +388,72 @@ def _path_modifier(modifier: HTTPPathModifier, path: str, rule: HTTPRouteRule) -
                 "ReplacePrefixMatch requires the rule to have exactly one match, "
                 "with a PathPrefix path",
             )
+
+
+# --- GRPCRoute ------------------------------------------------------------------------
+
+# GRPCMethodMatch CEL rules, for type Exact only (a RegularExpression is checked as RE2
+# by the graph, which reports a bad one in status).
+_GRPC_SERVICE_RE = re.compile(r"^\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$", re.IGNORECASE)
+_GRPC_METHOD_RE = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
+_GRPC_FIELD_FOR_TYPE = {
+    ftype: _FIELD_FOR_TYPE[ftype]
+    for ftype in (
+        "RequestHeaderModifier",
+        "ResponseHeaderModifier",
+        "RequestMirror",
+        "ExtensionRef",
+    )
+}
+
+
+def _grpc_route(route: GRPCRoute) -> Errors:
+    yield from _parent_refs(route.spec.parent_refs)
+    rules = route.spec.rules
+    yield from _rule_limits([(rule.name, len(rule.matches)) for rule in rules])
+    for i, rule in enumerate(rules):
+        path = f"spec.rules[{i}]"
+        for j, match in enumerate(rule.matches):
+            mpath = f"{path}.matches[{j}]"
+            if match.method is not None:
+                yield from _grpc_method(match.method, f"{mpath}.method")
+            yield from _unique_names([h.name for h in match.headers], f"{mpath}.headers")
+        yield from _grpc_filters(rule.filters, f"{path}.filters")
+        for k, backend in enumerate(rule.backend_refs):
+            bpath = f"{path}.backendRefs[{k}]"
+            yield from _backend_port(backend, bpath)
+            yield from _grpc_filters(backend.filters, f"{bpath}.filters")
+
+
+def _grpc_method(match: GRPCMethodMatch, path: str) -> Errors:
+    # The CRD defaults type to Exact, so "one of service or method" always applies.
+    if match.service is None and match.method is None:
+        yield FieldError(path, "one or both of service or method must be specified")
+    if match.type != "Exact":
+        return
+    if match.service is not None and not _GRPC_SERVICE_RE.match(match.service):
+        yield FieldError(
+            f"{path}.service",
+            f"{match.service!r} is not a valid gRPC service name "
+            "(dot-separated identifiers of letters, digits and '_', e.g. 'pkg.v1.Greeter')",
+        )
+    if match.method is not None and not _GRPC_METHOD_RE.match(match.method):
+        yield FieldError(
+            f"{path}.method",
+            f"{match.method!r} is not a valid gRPC method name "
+            "(letters, digits and '_', not starting with a digit)",
+        )
+
+
+def _grpc_filters(filters: Sequence[GRPCRouteFilter], path: str) -> Errors:
+    seen: set[str] = set()
+    for j, f in enumerate(filters):
+        fpath = f"{path}[{j}]"
+        if f.type in ("RequestHeaderModifier", "ResponseHeaderModifier") and f.type in seen:
+            yield FieldError(fpath, f"{f.type} filter cannot be repeated")
+        seen.add(f.type)
+        yield from _union_members(f, fpath, _GRPC_FIELD_FOR_TYPE)
+        yield from _modifiers_and_mirror(f, fpath)
 
 
 # --- core kinds -----------------------------------------------------------------------

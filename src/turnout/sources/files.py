@@ -39,6 +39,7 @@ from turnout.resources import (
     EndpointSlice,
     Gateway,
     GatewayClass,
+    GRPCRoute,
     HTTPRoute,
     Namespace,
     ParseResult,
@@ -481,6 +482,8 @@ def _snapshot(objects: Iterable[Resource]) -> Snapshot:
             snap.gateways[obj.key] = obj
         elif isinstance(obj, HTTPRoute):
             snap.http_routes[obj.key] = obj
+        elif isinstance(obj, GRPCRoute):
+            snap.grpc_routes[obj.key] = obj
         elif isinstance(obj, ReferenceGrant):
             snap.reference_grants[obj.key] = obj
         elif isinstance(obj, Service):

@@ -16,6 +16,7 @@ from turnout.resources import (
     EndpointSlice,
     Gateway,
     GatewayClass,
+    GRPCRoute,
     HTTPRoute,
     Namespace,
     ReferenceGrant,
@@ -37,6 +38,7 @@ class Snapshot:
     gateway_classes: dict[str, GatewayClass] = field(default_factory=dict)
     gateways: dict[NamespacedKey, Gateway] = field(default_factory=dict)
     http_routes: dict[NamespacedKey, HTTPRoute] = field(default_factory=dict)
+    grpc_routes: dict[NamespacedKey, GRPCRoute] = field(default_factory=dict)
     reference_grants: dict[NamespacedKey, ReferenceGrant] = field(default_factory=dict)
     services: dict[NamespacedKey, Service] = field(default_factory=dict)
     endpoint_slices: dict[NamespacedKey, EndpointSlice] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Status as a controller would write it: the graph's verdicts plus data-plane feedback.
 
 `compute` returns Kubernetes-shaped objects (apiVersion, kind, metadata, spec, status)
-for every GatewayClass, Gateway and HTTPRoute in the Snapshot. Objects that are not
+for every GatewayClass, Gateway, HTTPRoute and GRPCRoute in the Snapshot. Objects that are not
 ours keep the status they came with; on routes, parent entries written by other
 controllers are kept as they were and only our own entries are replaced.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from turnout.graph.model import GatewayNode, Graph, ListenerNode, ParentStatus
+from turnout.graph.model import GatewayNode, Graph, ListenerNode, ParentStatus, RouteNode
 from turnout.resources.meta import ParentReference, TopLevelObject
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
@@ -66,7 +66,7 @@ def compute(
     supported_features: list[str],
     input_status: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every GatewayClass, Gateway and HTTPRoute, with status.
+    """Every GatewayClass, Gateway, HTTPRoute and GRPCRoute, with status.
 
     `input_status` is the status each object came with, by (kind, namespace, name)
     (namespace "" for cluster-scoped kinds): kept for objects that are not ours and for
@@ -100,22 +100,33 @@ def compute(
         if gateway_node is not None:
             item["status"] = _gateway_status(gateway_node, feedback, clock)
         items.append(item)
-    for key, route in sorted(snapshot.http_routes.items()):
-        item = _object(route)
-        route_node = graph.routes.get(key)
-        if route_node is not None and route_node.parents:
-            others = [
-                p
-                for p in (item.get("status") or {}).get("parents", [])
-                if p.get("controllerName") != graph.controller_name
-            ]
-            ours = [
-                _parent_status(graph.controller_name, parent, route, clock, i)
-                for i, parent in enumerate(route_node.parents)
-            ]
-            item["status"] = {"parents": others + ours}
-        items.append(item)
+    for routes, nodes in (
+        (snapshot.http_routes, graph.routes),
+        (snapshot.grpc_routes, graph.grpc_routes),
+    ):
+        for key, route in sorted(routes.items()):
+            item = _object(route)
+            route_node = nodes.get(key)
+            if route_node is not None and route_node.parents:
+                item["status"] = _route_status(graph.controller_name, item, route_node, clock)
+            items.append(item)
     return items
+
+
+def _route_status(
+    controller_name: str, item: Mapping[str, Any], node: RouteNode, clock: StatusClock
+) -> dict[str, Any]:
+    """status.parents: other controllers' entries as they were, then ours."""
+    others = [
+        p
+        for p in (item.get("status") or {}).get("parents", [])
+        if p.get("controllerName") != controller_name
+    ]
+    ours = [
+        _parent_status(controller_name, parent, node.obj, clock, i)
+        for i, parent in enumerate(node.parents)
+    ]
+    return {"parents": others + ours}
 
 
 def _as_written(obj: TopLevelObject, status: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -219,7 +230,8 @@ def _parent_status(
     clock: StatusClock,
     index: int,
 ) -> dict[str, Any]:
-    path = ("HTTPRoute", route.metadata.namespace or "default", route.metadata.name, str(index))
+    kind = type(route).__name__  # the model classes are named after their kinds
+    path = (kind, route.metadata.namespace or "default", route.metadata.name, str(index))
     return {
         "parentRef": _parent_ref(parent.ref),
         "controllerName": controller_name,

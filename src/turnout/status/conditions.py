@@ -213,6 +213,11 @@ def route_accepted() -> Condition:
     return Condition(ACCEPTED, "True", ROUTE_ACCEPTED_ACCEPTED, "Route is accepted")
 
 
+def route_accepted_except(message: str) -> Condition:
+    """Accepted on some listeners of the parent; `message` says which it did not get."""
+    return Condition(ACCEPTED, "True", ROUTE_ACCEPTED_ACCEPTED, f"Route is accepted; {message}")
+
+
 def route_not_allowed_by_listeners(message: str) -> Condition:
     return Condition(ACCEPTED, "False", ROUTE_ACCEPTED_NOT_ALLOWED_BY_LISTENERS, message)
 
