@@ -80,7 +80,8 @@ def test_gateway_status_and_address(
     listener = gw["status"]["listeners"][0]
     assert listener["attachedRoutes"] == 1
     assert listener["supportedKinds"] == [
-        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"},
+        {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"},
     ]
     assert {c["type"]: c["status"] for c in listener["conditions"]} == {
         "Accepted": "True",
