@@ -399,10 +399,10 @@ def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
                     kept.append((listener, hosts))
                     continue
                 lost.append(
-                    f"listener {listener.name}: its hostnames are already served by "
-                    f"{rival.kind} {rival.namespace}/{rival.name}, which takes precedence "
-                    f"(older, or first by namespace/name); an HTTPRoute and a GRPCRoute "
-                    "cannot share a hostname on one listener"
+                    f"listener {listener.name}: shares a hostname with {rival.kind} "
+                    f"{rival.namespace}/{rival.name}, which takes precedence (older, or "
+                    "first by namespace/name), and an HTTPRoute and a GRPCRoute cannot "
+                    "share a hostname on one listener"
                 )
             for listener, hosts in kept:
                 claimed[id(listener)].append((node, hosts))
