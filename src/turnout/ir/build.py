@@ -173,14 +173,11 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
     for rule in route.rules:
         spec = rule.spec
         filters = _filters(spec.filters, rule.mirror_clusters, _prefix(rule))
-        # An invalid backend answers 500 to HTTP; gRPC clients must see UNAVAILABLE
-        # (GRPCRouteRule.BackendRefs), which is what they make of a 503.
-        error_status = 503 if isinstance(spec, GRPCRouteRule) else 500
         backends = tuple(
             ir.WeightedBackend(
                 weight=backend.weight,
                 cluster=backend.cluster,
-                error_status=None if backend.cluster is not None else error_status,
+                error_status=None if backend.cluster is not None else 500,
                 filters=_filters(
                     spec.backend_refs[j].filters, rule.backend_mirror_clusters[j], _prefix(rule)
                 )
@@ -194,7 +191,7 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
             match=ir.RouteMatch(ir.PathMatch("PathPrefix", "/")),
             filters=filters,
             backends=backends,
-            direct_status=_direct_status(rule, filters, backends, error_status),
+            direct_status=_direct_status(rule, filters, backends),
         )
         if isinstance(spec, HTTPRouteRule):
             base = _with_http_policies(base, spec)
@@ -241,19 +238,17 @@ def _matches(rule: ResolvedRule) -> list[HTTPRouteMatch]:
 
 
 def _direct_status(
-    rule: ResolvedRule,
-    filters: ir.Filters,
-    backends: tuple[ir.WeightedBackend, ...],
-    no_backend_status: int,
+    rule: ResolvedRule, filters: ir.Filters, backends: tuple[ir.WeightedBackend, ...]
 ) -> int | None:
     if rule.unresolved_extension:
         return 500
     if filters.redirect is not None:
         return None
     # No backendRefs, or only zero weights: nothing may receive the request (500 per
-    # HTTPRouteRule.BackendRefs; UNAVAILABLE, i.e. 503, per GRPCRouteRule.BackendRefs).
+    # HTTPRouteRule.BackendRefs; the data plane answers a gRPC call's 500 with
+    # UNAVAILABLE, as GRPCRouteRule.BackendRefs requires).
     if not backends or sum(b.weight for b in backends) == 0:
-        return no_backend_status
+        return 500
     return None
 
 
