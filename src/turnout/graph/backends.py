@@ -3,6 +3,8 @@
 Resolution follows HTTPRouteRule.BackendRefs and GEP-709: a cross-namespace reference
 needs a ReferenceGrant in the target namespace; an unresolvable reference makes the
 route's ResolvedRefs False with the matching reason, and its share of traffic gets 500.
+The upstream protocol comes from the Service port's appProtocol (GEP-1911) and, for
+GRPCRoute backends without one, from the route kind (h2c).
 """
 
 from __future__ import annotations
