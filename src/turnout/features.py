@@ -7,7 +7,7 @@ claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
 backend h2c and WebSocket, infrastructure propagation,
-ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy and mesh.
+ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
 """
 
 from __future__ import annotations
@@ -20,8 +20,18 @@ _TIMEOUTS = "tests/e2e/test_features_timeouts.py"
 _RETRY = "tests/e2e/test_features_retry.py"
 _CORS = "tests/e2e/test_features_cors.py"
 _BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
+_BACKEND_TLS = "tests/e2e/test_features_backend_tls.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
+    "BackendTLSPolicy": (
+        f"{_BACKEND_TLS}::test_reencrypts_with_policy_hostname_as_sni",
+        f"{_BACKEND_TLS}::test_mismatched_hostname_or_ca_fails",
+        f"{_BACKEND_TLS}::test_invalid_ca_refs_give_5xx_and_status",
+        f"{_BACKEND_TLS}::test_conflict_resolved_by_age",
+        f"{_BACKEND_TLS}::test_section_name_targets_one_port",
+        _GOLDEN,
+    ),
+    "BackendTLSPolicySANValidation": (f"{_BACKEND_TLS}::test_subject_alt_names_hostname_and_uri",),
     "Gateway": (
         "tests/e2e/test_run.py::test_gateway_status_and_address",
         _GOLDEN,

@@ -92,7 +92,8 @@ def _subjects(item: Mapping[str, Any]) -> list[tuple[str, list[Mapping[str, Any]
     name = object_name(item)
     status = item.get("status") or {}
     subjects: list[tuple[str, list[Mapping[str, Any]]]] = []
-    if status.get("conditions") or not (status.get("listeners") or status.get("parents")):
+    nested = status.get("listeners") or status.get("parents") or status.get("ancestors")
+    if status.get("conditions") or not nested:
         subjects.append((name, list(status.get("conditions") or [])))
     for listener in status.get("listeners") or []:
         subjects.append(
@@ -102,6 +103,9 @@ def _subjects(item: Mapping[str, Any]) -> list[tuple[str, list[Mapping[str, Any]
     for parent in status.get("parents") or []:
         ref = parent_ref_name(parent.get("parentRef") or {}, route_namespace)
         subjects.append((f"{name} parent {ref}", list(parent.get("conditions") or [])))
+    for ancestor in status.get("ancestors") or []:
+        ref = parent_ref_name(ancestor.get("ancestorRef") or {}, route_namespace)
+        subjects.append((f"{name} ancestor {ref}", list(ancestor.get("conditions") or [])))
     return subjects
 
 

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import socket
+import ssl
 
 from turnout import ir
 from turnout.dataplane import tls
@@ -37,6 +38,7 @@ from turnout.dataplane.router import (
     compile_routes,
 )
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
+from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
 
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
 _SWEEP_INTERVAL = 5.0
@@ -59,7 +61,10 @@ class DataPlane:
         self.limits = limits  # given to every socket and endpoint pool (turnout run flags)
         self._sockets: dict[SocketKey, _BoundSocket] = {}
         self._retired: list[SocketState] = []  # closed sockets whose connections still drain
-        self._pools: dict[tuple[str, int], EndpointPool] = {}
+        # Keyed by endpoint and TLS settings: TLS and plaintext connections to one
+        # address never share a pool.
+        self._pools: dict[tuple[str, int, UpstreamTLS | None], EndpointPool] = {}
+        self._upstream_tls = UpstreamTLSCache()
         self._table: RouteTable | None = None
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
@@ -73,8 +78,9 @@ class DataPlane:
     async def apply(self, config: ir.Config) -> dict[str, str | None]:
         """Serve ``config``; per listener name, None when serving or why it is not."""
         async with self._lock:
-            clusters = self._clusters(config)  # pools shared with the previous config
+            clusters, cluster_errors = self._clusters(config)  # pools outlive configs
             table = compile_routes(config, clusters)
+            table.errors.extend(cluster_errors)
             tls_errors = self._add_tls_sockets(config, clusters, table)
             bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
             self._swap(table)  # synchronous: atomic for every socket
@@ -114,21 +120,32 @@ class DataPlane:
 
     # --- apply phases ---------------------------------------------------------------------------
 
-    def _clusters(self, config: ir.Config) -> dict[str, UpstreamCluster]:
+    def _clusters(self, config: ir.Config) -> tuple[dict[str, UpstreamCluster], list[str]]:
         clusters = {}
+        errors: list[str] = []
         for name, cluster in config.clusters.items():
             pools = []
+            tls = None
+            if cluster.tls is not None:
+                try:
+                    tls = self._upstream_tls.get(cluster.tls, None)
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    # No pools: requests get 503, never plaintext.
+                    errors.append(f"cluster {name}: cannot originate TLS: {exc}")
+                    clusters[name] = UpstreamCluster(name, ())
+                    continue
             if cluster.protocol == "http1":
                 for endpoint in cluster.endpoints:
-                    key = (endpoint.address, endpoint.port)
+                    key = (endpoint.address, endpoint.port, tls)
                     pool = self._pools.get(key)
                     if pool is None:
                         pool = self._pools[key] = EndpointPool(
-                            endpoint.address, endpoint.port, limits=self.limits
+                            endpoint.address, endpoint.port, limits=self.limits, tls=tls
                         )
                     pools.append(pool)
             clusters[name] = UpstreamCluster(name, tuple(pools))
-        return clusters
+        self._upstream_tls.done()
+        return clusters, errors
 
     def _add_tls_sockets(
         self, config: ir.Config, clusters: dict[str, UpstreamCluster], table: RouteTable

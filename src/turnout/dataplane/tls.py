@@ -32,15 +32,13 @@ where the platform has one, else a private temporary file removed right after lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import ssl
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import cast
 
 from turnout import ir
 from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.pemfile import pem_file
 from turnout.dataplane.router import (
     HostMap,
     ListenerTable,
@@ -81,32 +79,9 @@ def load_certificate(listener: str, certificate: ir.TLSCertificate) -> Certifica
     context = CertificateContext(ssl.PROTOCOL_TLS_SERVER)
     context.listener = listener
     _base_settings(context)
-    with _pem_file(certificate.cert_chain) as chain, _pem_file(certificate.private_key) as key:
+    with pem_file(certificate.cert_chain) as chain, pem_file(certificate.private_key) as key:
         context.load_cert_chain(chain, key)
     return context
-
-
-@contextlib.contextmanager
-def _pem_file(pem: str) -> Iterator[str]:
-    """A path OpenSSL can read ``pem`` from, gone when the block ends."""
-    data = pem.encode("ascii")
-    memfd_create = getattr(os, "memfd_create", None)
-    if memfd_create is not None:
-        fd = memfd_create("turnout-tls", os.MFD_CLOEXEC)
-        try:
-            os.write(fd, data)
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    with tempfile.TemporaryDirectory(prefix="turnout-tls-") as directory:
-        path = os.path.join(directory, "pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        yield path
 
 
 class TLSListener:

@@ -15,12 +15,14 @@ its pool until reused, closed by the peer, or swept for idleness.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Protocol, cast
 
 import httptools
 
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.upstream_tls import UpstreamTLS
 
 # Flow control: pause the peer once this much is queued in a transport (see http1).
 HIGH_WATER = 64 * 1024
@@ -222,17 +224,33 @@ def _connect_with_loop(pool: EndpointPool, user: UpstreamUser) -> None:
 
 async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
     loop = asyncio.get_running_loop()
+    tls = pool.tls
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
-            _, conn = await loop.create_connection(
-                lambda: UpstreamConnection(pool), pool.host, pool.port
-            )
-    except (OSError, TimeoutError) as exc:
+            if tls is None:
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(pool), pool.host, pool.port
+                )
+            else:
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(pool),
+                    pool.host,
+                    pool.port,
+                    ssl=tls.context,
+                    server_hostname=tls.sni,
+                )
+    except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
         user.connect_failed(exc)
         return
     except asyncio.CancelledError:
         user.connect_failed(ConnectionAbortedError("proxy shutting down"))
         raise
+    if tls is not None and conn.transport is not None and not conn.closed:
+        problem = tls.check(conn.transport.get_extra_info("peercert"))
+        if problem is not None:
+            conn.close()
+            user.connect_failed(ssl.SSLCertVerificationError(problem))
+            return
     if conn.closed:
         user.connect_failed(ConnectionResetError("closed right after connect"))
     else:
@@ -248,9 +266,11 @@ class EndpointPool:
         port: int,
         connector: Connector = _connect_with_loop,
         limits: Limits = DEFAULT_LIMITS,
+        tls: UpstreamTLS | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls  # originate TLS (BackendTLSPolicy); part of the pool's identity
         self.limits = limits
         self.idle: list[UpstreamConnection] = []
         self.pending: set[asyncio.Task[None]] = set()

@@ -30,6 +30,12 @@ abruptly (TCP reset) without a response; ``delayRetry=250ms`` delays only the fa
 ``x-echo-attempt`` response header, so a test can ask a backend how often it was tried.
 Counts are per process and never expire.
 
+TLS: with ``--tls-cert FILE --tls-key FILE`` the server speaks HTTPS, and the JSON gets
+``"tls": {"sni": "<server name the client sent, or null>", "client_sans": [...]}``;
+with ``--tls-client-ca FILE`` it also asks for a client certificate (optional) and
+lists the DNS and URI SANs of the one it verified in ``client_sans``. Tests use it as a
+backend behind a BackendTLSPolicy.
+
 Run it with ``python -m turnout.demo.echo --listen 127.0.0.1:8080 --name foo``.
 """
 
@@ -40,10 +46,11 @@ import asyncio
 import itertools
 import json
 import re
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
@@ -76,6 +83,7 @@ class EchoProtocol(asyncio.Protocol):
         self._connection = next(_connection_ids)
         self._queue: deque[_Slot] = deque()  # responses in request order
         self._close_after = False
+        self._tls: dict[str, Any] | None = None  # what the TLS handshake said, if any
         # per request
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -83,6 +91,13 @@ class EchoProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            peer = transport.get_extra_info("peercert") or {}
+            self._tls = {
+                "sni": getattr(ssl_object, "echo_sni", None),
+                "client_sans": [str(v) for _, v in peer.get("subjectAltName", ())],
+            }
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -124,6 +139,8 @@ class EchoProtocol(asyncio.Protocol):
             else:
                 headers.setdefault(_canonical(name), []).append(value)
         request["headers"] = headers
+        if self._tls is not None:
+            request["tls"] = self._tls
         keep_alive = parser.should_keep_alive()
         self._url, self._headers, self._body_length = b"", [], 0
         slot = _Slot()
@@ -288,13 +305,37 @@ def _response(
 
 
 async def start_echo(
-    host: str, port: int, *, name: str, namespace: str = "default"
+    host: str,
+    port: int,
+    *,
+    name: str,
+    namespace: str = "default",
+    tls: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
     """Start an echo server on ``host:port`` (port 0 picks a free one); returns the server."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: EchoProtocol(name=name, namespace=namespace), host, port, reuse_address=True
+        lambda: EchoProtocol(name=name, namespace=namespace),
+        host,
+        port,
+        reuse_address=True,
+        ssl=tls,
     )
+
+
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server context that records the SNI name each client sent (``echo_sni``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
+
+    def record_sni(ssl_object: Any, server_name: str | None, _: ssl.SSLContext) -> None:
+        ssl_object.echo_sni = server_name
+
+    context.sni_callback = record_sni
+    return context
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -302,12 +343,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port")
     parser.add_argument("--name", default="echo", help="reported as the pod name")
     parser.add_argument("--namespace", default="default")
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", help="PEM CAs to verify optional client certs")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
 
     async def serve() -> None:
         server = await start_echo(
-            host or "0.0.0.0", int(port), name=args.name, namespace=args.namespace
+            host or "0.0.0.0", int(port), name=args.name, namespace=args.namespace, tls=tls
         )
         print(f"echo {args.name} listening on {args.listen}", flush=True)
         async with server:

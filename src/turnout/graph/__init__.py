@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from turnout.graph.backends import BackendResolver
+from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
 from turnout.graph.model import Graph, Key
 from turnout.graph.routes import build_routes
@@ -34,10 +35,17 @@ def build(
     classes = build_gateway_classes(snapshot, controller_name)
     # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
     gateways = build_gateways(snapshot, classes, addresses, unusable_addresses or {})
+    # BackendTLSPolicies before routes: a backendRef to a port with an unusable policy
+    # is invalid (never plaintext).
+    tls_index = BackendTLSIndex(snapshot)
     # Routes of every kind: rules, backends and attachment; this also resolves
     # HTTPRoute/GRPCRoute hostname conflicts and counts attachedRoutes.
-    resolver = BackendResolver(snapshot)
+    resolver = BackendResolver(snapshot, tls_index)
     http_routes, grpc_routes = build_routes(snapshot, gateways, resolver)
+    # Policy status goes to the Gateways whose routes use the targeted ports.
+    assign_ancestors(
+        tls_index, [*http_routes.values(), *grpc_routes.values()], resolver.cluster_ports
+    )
     return Graph(
         controller_name=controller_name,
         gateway_classes=classes,
@@ -46,6 +54,8 @@ def build(
         clusters=resolver.clusters,
         grpc_routes=grpc_routes,
         cluster_protocols=resolver.cluster_protocols,
+        backend_tls_policies=tls_index.policies,
+        cluster_tls=resolver.cluster_tls,
     )
 
 

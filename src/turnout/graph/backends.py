@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from turnout.resources import EndpointSlice, ReferenceGrant
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 from turnout.status.conditions import Condition
+
+if TYPE_CHECKING:
+    from turnout.graph.backendtls import BackendTLSIndex, UpstreamTLSSettings
 
 # Service port appProtocols the HTTP/1.1 data plane cannot speak (GEP-1911). Unknown
 # values are treated as plain HTTP, as the spec only requires honouring known ones.
@@ -25,7 +29,7 @@ _UNSUPPORTED_APP_PROTOCOLS = {
     "kubernetes.io/wss": "WebSocket over TLS backends are not supported yet",
     "grpc": "gRPC backends are not supported yet",
     "h2c": "HTTP/2 cleartext (h2c) backends are not supported yet",
-    "https": "TLS backends are not supported yet",
+    "https": "TLS backends need a BackendTLSPolicy targeting the port",
 }
 
 # appProtocols that mean HTTP/2 with prior knowledge: KEP-3726's kubernetes.io/h2c and
@@ -56,8 +60,9 @@ class BackendTarget:
 class BackendResolver:
     """Indexes the Snapshot once so that resolving thousands of refs stays cheap."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, tls_index: BackendTLSIndex | None = None) -> None:
         self._snapshot = snapshot
+        self._tls_index = tls_index
         self._slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
         for (namespace, _), endpoint_slice in sorted(snapshot.endpoint_slices.items()):
             service = endpoint_slice.service_name
@@ -69,6 +74,10 @@ class BackendResolver:
         self.clusters: dict[str, list[tuple[str, int]]] = {}
         # Clusters that do not speak HTTP/1.1: cluster name -> ir.Cluster protocol.
         self.cluster_protocols: dict[str, str] = {}
+        # Every Service port a backendRef reached: cluster -> (namespace, service, port name).
+        self.cluster_ports: dict[str, tuple[str, str, str | None]] = {}
+        # Clusters reached with TLS (a BackendTLSPolicy targets their port).
+        self.cluster_tls: dict[str, UpstreamTLSSettings] = {}
 
     def grant_allows(
         self, *, from_group: str, from_kind: str, from_namespace: str, target: BackendTarget
@@ -126,18 +135,46 @@ class BackendResolver:
                 c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
                 f"{field}: Service {shown} has no port {target.port}",
             )
+        cluster = f"{target.namespace}/{target.name}:{port.port}"
+        self.cluster_ports[cluster] = (target.namespace, target.name, port.name)
+        policy = (
+            self._tls_index.for_port(target.namespace, target.name, port.name)
+            if self._tls_index is not None
+            else None
+        )
         app_protocol = (port.app_protocol or "").lower()
         if from_kind == "GRPCRoute":
             unsupported = _NOT_FOR_GRPC.get(app_protocol)
+            if policy is not None:
+                # The HTTP/2 upstream speaks h2c only: never send plaintext where a
+                # policy asks for TLS.
+                unsupported = "TLS to gRPC backends (BackendTLSPolicy) is not supported yet"
         else:
             unsupported = _UNSUPPORTED_APP_PROTOCOLS.get(app_protocol)
+            if policy is not None and app_protocol == "https":
+                unsupported = None
         if unsupported is not None:
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
                 f"{field}: Service {shown} port {port.port} has appProtocol "
                 f"{port.app_protocol}: {unsupported}",
             )
-        cluster = f"{target.namespace}/{target.name}:{port.port}"
+        if policy is not None:
+            if policy.settings is None:
+                return None, c.route_unresolved_refs(
+                    c.ROUTE_RESOLVED_REFS_INVALID_BACKEND_TLS_POLICY,
+                    f"{field}: Service {shown} port {port.port} is targeted by BackendTLSPolicy "
+                    f"{policy.obj.namespace}/{policy.obj.name}, which cannot be used "
+                    f"({policy.accepted.reason}); requests to it get 500",
+                )
+            if app_protocol in _H2C_APP_PROTOCOLS:
+                return None, c.route_unresolved_refs(
+                    c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
+                    f"{field}: Service {shown} port {port.port} has appProtocol "
+                    f"{port.app_protocol} and a BackendTLSPolicy: HTTP/2 over TLS to "
+                    "backends is not supported yet",
+                )
+            self.cluster_tls[cluster] = policy.settings
         if from_kind == "GRPCRoute" and app_protocol not in _H2C_APP_PROTOCOLS:
             # h2c by inference: a cluster of its own, so that an HTTPRoute to the same
             # port keeps speaking HTTP/1.1 to it.

@@ -8,6 +8,7 @@ once per Snapshot by `turnout.graph.build` and read by status and IR builders.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from turnout.graph.tls import ListenerCertificate
 from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute
@@ -16,6 +17,9 @@ from turnout.resources.grpcroute import GRPCRouteRule
 from turnout.resources.httproute import HTTPRouteRule
 from turnout.resources.meta import ParentReference
 from turnout.status.conditions import Condition
+
+if TYPE_CHECKING:  # backendtls builds on these nodes
+    from turnout.graph.backendtls import BackendTLSPolicyNode, UpstreamTLSSettings
 
 Key = tuple[str, str]  # (namespace, name)
 Route = HTTPRoute | GRPCRoute
@@ -162,3 +166,6 @@ class Graph:
     grpc_routes: dict[Key, RouteNode] = field(default_factory=dict)
     # cluster name -> upstream protocol, for clusters that do not speak HTTP/1.1
     cluster_protocols: dict[str, str] = field(default_factory=dict)
+    backend_tls_policies: dict[Key, BackendTLSPolicyNode] = field(default_factory=dict)
+    # cluster name -> TLS to originate (a BackendTLSPolicy targets its Service port)
+    cluster_tls: dict[str, UpstreamTLSSettings] = field(default_factory=dict)

@@ -201,3 +201,50 @@ def _served_hostnames(listener_hostname: str | None, names: list[str]) -> tuple[
         if common is not None and common not in served:
             served.append(common)
     return tuple(served)
+
+
+# --- CA bundles (BackendTLSPolicy and frontend client validation) -----------------------
+
+CA_KEY = "ca.crt"
+
+
+@dataclass(frozen=True)
+class CABundleProblem:
+    """Why a caCertificateRef gives no trust anchors."""
+
+    unsupported_kind: bool  # InvalidKind / InvalidCACertificateKind rather than ...Ref
+    message: str
+
+
+def load_ca_bundle(
+    snapshot: Snapshot, namespace: str, group: str, kind: str, name: str, field: str
+) -> str | CABundleProblem:
+    """The PEM certificates of a ConfigMap (Core) or Secret (implementation-specific)
+    under key ``ca.crt``, re-encoded so the data plane gets clean PEM, or the problem."""
+    shown = f"{namespace}/{name}"
+    if group != "" or kind not in ("ConfigMap", "Secret"):
+        what = f"{group}/{kind}" if group else kind
+        return CABundleProblem(
+            True, f"{field}: kind {what} is not supported; use a core ConfigMap or Secret"
+        )
+    data: bytes | None
+    if kind == "ConfigMap":
+        config_map = snapshot.config_maps.get((namespace, name))
+        if config_map is None:
+            return CABundleProblem(False, f"{field}: ConfigMap {shown} not found")
+        text = config_map.data.get(CA_KEY)
+        data = text.encode() if text is not None else None
+    else:
+        secret = snapshot.secrets.get((namespace, name))
+        if secret is None:
+            return CABundleProblem(False, f"{field}: Secret {shown} not found")
+        data = secret.get_bytes(CA_KEY)
+    if not data or not data.strip():
+        return CABundleProblem(False, f"{field}: {kind} {shown} has no {CA_KEY} data")
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return CABundleProblem(
+            False, f"{field}: {kind} {shown}: {CA_KEY} is not PEM-encoded X.509 certificates"
+        )
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in certs)

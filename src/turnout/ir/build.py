@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import msgspec
 
 from turnout.graph import hostnames
+from turnout.graph.backendtls import UpstreamTLSSettings
 from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, RouteNode
 from turnout.graph.routes import parse_retry
 from turnout.ir import grpcroute
@@ -59,6 +60,7 @@ def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
             name,
             tuple(ir.Endpoint(a, p) for a, p in endpoints),
             protocol=_cluster_protocol(graph.cluster_protocols.get(name)),
+            tls=_upstream_tls(graph.cluster_tls.get(name)),
         )
         for name, endpoints in sorted(graph.clusters.items())
     }
@@ -75,6 +77,19 @@ def _cluster_protocol(protocol: str | None) -> ir.ClusterProtocol:
     if protocol == "h2c":
         return "h2c"
     return "http1"
+
+
+def _upstream_tls(settings: UpstreamTLSSettings | None) -> ir.UpstreamTLS | None:
+    if settings is None:
+        return None
+    return ir.UpstreamTLS(
+        policy=f"{settings.policy[0]}/{settings.policy[1]}",
+        sni=settings.sni,
+        ca_pem=settings.ca_pem,
+        system_roots=settings.system_roots,
+        hostnames=settings.hostnames,
+        uris=settings.uris,
+    )
 
 
 def _gateway(

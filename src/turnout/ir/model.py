@@ -149,6 +149,23 @@ class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
 ClusterProtocol = Literal["http1", "h2c", "h2", "tcp"]
 
 
+class UpstreamTLS(msgspec.Struct, frozen=True, omit_defaults=True):
+    """TLS the proxy originates to a cluster's endpoints (a BackendTLSPolicy).
+
+    The chain is verified against ``ca_pem`` (or the system's trusted CAs with
+    ``system_roots``); ``sni`` is sent as server name. The certificate must then carry
+    one of ``hostnames`` (DNS SANs, wildcards in the certificate allowed) or one of
+    ``uris`` (URI SANs, compared exactly).
+    """
+
+    policy: str  # "<ns>/<name>" of the BackendTLSPolicy
+    sni: str
+    ca_pem: str = ""
+    system_roots: bool = False
+    hostnames: tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()
+
+
 class Cluster(msgspec.Struct, frozen=True, omit_defaults=True):
     """The ready endpoints of one Service port ("ns/name:port").
 
@@ -160,6 +177,7 @@ class Cluster(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str
     endpoints: tuple[Endpoint, ...]
     protocol: ClusterProtocol = "http1"
+    tls: UpstreamTLS | None = None
 
 
 class WeightedBackend(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -238,6 +256,9 @@ class Gateway(msgspec.Struct, frozen=True, omit_defaults=True):
     name: str  # "<ns>/<name>"
     address: str
     listeners: tuple[Listener, ...]
+    # spec.tls.backend.clientCertificateRef: presented on TLS connections to backends.
+    # ``to_json`` redacts its private key.
+    backend_client_certificate: TLSCertificate | None = None
 
 
 class Config(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -261,15 +282,24 @@ def to_json(config: Config) -> bytes:
 
 def redacted(config: Config) -> Config:
     """``config`` with every private key replaced by ``REDACTED``."""
-    if not any(ln.tls is not None for gw in config.gateways for ln in gw.listeners):
+    if not any(
+        gw.backend_client_certificate is not None or any(ln.tls is not None for ln in gw.listeners)
+        for gw in config.gateways
+    ):
         return config
-    gateways = tuple(
-        msgspec.structs.replace(
-            gateway, listeners=tuple(_redacted_listener(ln) for ln in gateway.listeners)
-        )
-        for gateway in config.gateways
-    )
+    gateways = tuple(_redacted_gateway(gateway) for gateway in config.gateways)
     return msgspec.structs.replace(config, gateways=gateways)
+
+
+def _redacted_gateway(gateway: Gateway) -> Gateway:
+    client = gateway.backend_client_certificate
+    if client is not None:
+        client = msgspec.structs.replace(client, private_key=REDACTED)
+    return msgspec.structs.replace(
+        gateway,
+        listeners=tuple(_redacted_listener(ln) for ln in gateway.listeners),
+        backend_client_certificate=client,
+    )
 
 
 def _redacted_listener(listener: Listener) -> Listener:
@@ -278,7 +308,9 @@ def _redacted_listener(listener: Listener) -> Listener:
     certificates = tuple(
         msgspec.structs.replace(cert, private_key=REDACTED) for cert in listener.tls.certificates
     )
-    return msgspec.structs.replace(listener, tls=ListenerTLS(certificates))
+    return msgspec.structs.replace(
+        listener, tls=msgspec.structs.replace(listener.tls, certificates=certificates)
+    )
 
 
 def to_msgpack(config: Config) -> bytes:

@@ -10,6 +10,13 @@ Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, refe
 (``parse_object``), ``validation`` (CEL rules).
 """
 
+from turnout.resources.backendtlspolicy import (
+    BackendTLSPolicy,
+    BackendTLSPolicySpec,
+    BackendTLSPolicyValidation,
+    LocalPolicyTargetReferenceWithSectionName,
+    SubjectAltName,
+)
 from turnout.resources.core import (
     ConfigMap,
     EndpointConditions,
@@ -103,6 +110,9 @@ __all__ = [
     "AllowedRoutes",
     "BackendObjectReference",
     "BackendRef",
+    "BackendTLSPolicy",
+    "BackendTLSPolicySpec",
+    "BackendTLSPolicyValidation",
     "ConfigMap",
     "EndpointConditions",
     "EndpointPort",
@@ -148,6 +158,7 @@ __all__ = [
     "ListenerTLSConfig",
     "LocalObjectReference",
     "LocalParametersReference",
+    "LocalPolicyTargetReferenceWithSectionName",
     "Namespace",
     "ObjectMeta",
     "ObjectReference",
@@ -166,6 +177,7 @@ __all__ = [
     "Service",
     "ServicePort",
     "ServiceSpec",
+    "SubjectAltName",
     "parse_object",
     "to_dict",
 ]

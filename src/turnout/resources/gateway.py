@@ -31,6 +31,7 @@ from turnout.resources.meta import (
     AnyDict,
     GatewayAPIModel,
     LabelSelector,
+    ObjectReference,
     SecretObjectReference,
     TopLevelObject,
 )
@@ -117,14 +118,51 @@ class GatewayInfrastructure(GatewayAPIModel):
     parameters_ref: LocalParametersReference | None = None
 
 
+class FrontendTLSValidation(GatewayAPIModel):
+    """Client certificate validation (mTLS) of HTTPS listeners (GEP-91)."""
+
+    ca_certificate_refs: Annotated[list[ObjectReference], Field(min_length=1, max_length=16)]
+    mode: Literal["AllowValidOnly", "AllowInsecureFallback"] = "AllowValidOnly"
+
+
+class TLSConfig(GatewayAPIModel):
+    """``TLSConfig``: settings shared by the HTTPS listeners of a port (or all ports)."""
+
+    validation: FrontendTLSValidation | None = None
+
+
+class TLSPortConfig(GatewayAPIModel):
+    port: PortNumber
+    tls: TLSConfig
+
+
+class FrontendTLSConfig(GatewayAPIModel):
+    default: TLSConfig
+    per_port: Annotated[list[TLSPortConfig], Field(max_length=64)] = []
+
+
+class GatewayBackendTLS(GatewayAPIModel):
+    """The client certificate the Gateway presents when it originates TLS to backends."""
+
+    client_certificate_ref: SecretObjectReference | None = None
+
+
+class GatewayTLS(GatewayAPIModel):
+    """``spec.tls`` of a Gateway (``GatewayTLSConfig`` in the Go API; the name is taken
+    here by the listener's ``tls`` block)."""
+
+    backend: GatewayBackendTLS | None = None
+    frontend: FrontendTLSConfig | None = None
+
+
 class GatewaySpec(GatewayAPIModel):
     gateway_class_name: ObjectName
     listeners: Annotated[list[Listener], Field(min_length=1, max_length=64)]
     addresses: Annotated[list[GatewaySpecAddress], Field(max_length=16)] = []
     infrastructure: GatewayInfrastructure | None = None
-    # Typed by later work (ListenerSets, frontend/backend TLS, default Gateways).
+    # Typed by later work (ListenerSets, default Gateways).
     allowed_listeners: AnyDict | None = None
-    tls: AnyDict | None = None
+    tls: GatewayTLS | None = None
     # A string enum in the CRD (not an object): ``All`` or ``None``.
     default_scope: Literal["All", "None"] | None = None
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from turnout.resources.backendtlspolicy import BackendTLSPolicy
 from turnout.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, Service
 from turnout.resources.gateway import Gateway, GatewayClass
 from turnout.resources.grpcroute import GRPCRoute
@@ -35,6 +36,7 @@ Resource = (
     | EndpointSlice
     | Secret
     | ConfigMap
+    | BackendTLSPolicy
 )
 """Every top-level model turnout reads."""
 
@@ -49,6 +51,7 @@ ResourceType = (
     | type[EndpointSlice]
     | type[Secret]
     | type[ConfigMap]
+    | type[BackendTLSPolicy]
 )
 
 _GATEWAY_VERSIONS = frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1beta1"})
@@ -60,6 +63,11 @@ KINDS: Mapping[str, tuple[ResourceType, frozenset[str]]] = {
     # v1alpha2 GRPCRoute is the v1 type, deprecated but still served by the CRD.
     "GRPCRoute": (GRPCRoute, frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha2"})),
     "ReferenceGrant": (ReferenceGrant, _GATEWAY_VERSIONS | {f"{GATEWAY_GROUP}/v1alpha2"}),
+    # v1alpha3 is the deprecated version served next to v1 with the same schema.
+    "BackendTLSPolicy": (
+        BackendTLSPolicy,
+        frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha3"}),
+    ),
     "Namespace": (Namespace, frozenset({"v1"})),
     "Service": (Service, frozenset({"v1"})),
     "Secret": (Secret, frozenset({"v1"})),

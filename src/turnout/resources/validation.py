@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
+from turnout.resources.backendtlspolicy import BackendTLSPolicy
 from turnout.resources.core import EndpointSlice, Secret, Service
 from turnout.resources.fields import HOSTNAME_RE, PATH_CHARS_RE, duration_ms, is_ip_address
 from turnout.resources.gateway import Gateway, GatewaySpecAddress, Listener
@@ -43,6 +44,8 @@ def validate_resource(obj: Resource) -> list[FieldError]:
         return list(_http_route(obj))
     if isinstance(obj, GRPCRoute):
         return list(_grpc_route(obj))
+    if isinstance(obj, BackendTLSPolicy):
+        return list(_backend_tls_policy(obj))
     if isinstance(obj, Service):
         return list(_service(obj))
     if isinstance(obj, Secret):
@@ -74,6 +77,15 @@ def _gateway(gw: Gateway) -> Errors:
             )
         combos.add(combo)
     yield from _addresses(gw.spec.addresses)
+    frontend = gw.spec.tls.frontend if gw.spec.tls is not None else None
+    if frontend is not None:
+        ports = Counter(config.port for config in frontend.per_port)
+        for i, config in enumerate(frontend.per_port):
+            if ports[config.port] > 1:
+                yield FieldError(
+                    f"spec.tls.frontend.perPort[{i}].port",
+                    "Port for TLS configuration must be unique within the Gateway",
+                )
 
 
 def _listener(listener: Listener, path: str) -> Errors:
@@ -498,3 +510,63 @@ def _endpoint_slice(eps: EndpointSlice) -> Errors:
                     f"endpoints[{i}].addresses[{j}]",
                     f"{address!r} is not a valid {eps.address_type} address",
                 )
+
+
+# --- BackendTLSPolicy -------------------------------------------------------------------
+
+
+def _backend_tls_policy(policy: BackendTLSPolicy) -> Errors:
+    validation = policy.spec.validation
+    path = "spec.validation"
+    if validation.ca_certificate_refs and validation.well_known_ca_certificates:
+        yield FieldError(
+            path, "must not contain both CACertificateRefs and WellKnownCACertificates"
+        )
+    if not validation.ca_certificate_refs and not validation.well_known_ca_certificates:
+        yield FieldError(path, "must specify either CACertificateRefs or WellKnownCACertificates")
+    for i, san in enumerate(validation.subject_alt_names):
+        san_path = f"{path}.subjectAltNames[{i}]"
+        if san.type == "Hostname" and not san.hostname:
+            yield FieldError(
+                san_path, "SubjectAltName element must contain Hostname, if Type is set to Hostname"
+            )
+        if san.type != "Hostname" and san.hostname:
+            yield FieldError(
+                san_path,
+                "SubjectAltName element must not contain Hostname, if Type is not set to Hostname",
+            )
+        if san.type == "URI" and not san.uri:
+            yield FieldError(
+                san_path, "SubjectAltName element must contain URI, if Type is set to URI"
+            )
+        if san.type != "URI" and san.uri:
+            yield FieldError(
+                san_path, "SubjectAltName element must not contain URI, if Type is not set to URI"
+            )
+        if san.type == "URI" and san.uri and not _ABSOLUTE_URI_RE.match(san.uri):
+            yield FieldError(
+                f"{san_path}.uri", "must be an absolute URI (scheme:scheme-specific-part)"
+            )
+    # targetRefs: the same target twice needs distinct, non-empty sectionNames.
+    seen: Counter[tuple[str, str, str, str]] = Counter()
+    for ref in policy.spec.target_refs:
+        seen[(ref.group, ref.kind, ref.name, ref.section_name or "")] += 1
+    targets = Counter((ref.group, ref.kind, ref.name) for ref in policy.spec.target_refs)
+    for i, ref in enumerate(policy.spec.target_refs):
+        key = (ref.group, ref.kind, ref.name)
+        if targets[key] > 1 and not ref.section_name:
+            yield FieldError(
+                f"spec.targetRefs[{i}]",
+                "sectionName must be specified when targetRefs includes 2 or more references "
+                "to the same target",
+            )
+        elif seen[(*key, ref.section_name or "")] > 1:
+            yield FieldError(
+                f"spec.targetRefs[{i}]",
+                "sectionName must be unique when targetRefs includes 2 or more references "
+                "to the same target",
+            )
+
+
+# AbsoluteURI in the CRD: a scheme, ":", and something after it.
+_ABSOLUTE_URI_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")

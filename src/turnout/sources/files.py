@@ -35,6 +35,7 @@ import yaml
 
 from turnout.resources import (
     CLUSTER_SCOPED_KINDS,
+    BackendTLSPolicy,
     ConfigMap,
     EndpointSlice,
     Gateway,
@@ -492,6 +493,8 @@ def _snapshot(objects: Iterable[Resource]) -> Snapshot:
             snap.endpoint_slices[obj.key] = obj
         elif isinstance(obj, Secret):
             snap.secrets[obj.key] = obj
+        elif isinstance(obj, BackendTLSPolicy):
+            snap.backend_tls_policies[obj.key] = obj
         else:
             snap.config_maps[obj.key] = obj
     return snap

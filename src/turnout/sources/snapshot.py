@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from turnout.resources import (
+    BackendTLSPolicy,
     ConfigMap,
     EndpointSlice,
     Gateway,
@@ -44,6 +45,7 @@ class Snapshot:
     endpoint_slices: dict[NamespacedKey, EndpointSlice] = field(default_factory=dict)
     secrets: dict[NamespacedKey, Secret] = field(default_factory=dict)
     config_maps: dict[NamespacedKey, ConfigMap] = field(default_factory=dict)
+    backend_tls_policies: dict[NamespacedKey, BackendTLSPolicy] = field(default_factory=dict)
     namespaces: dict[str, Namespace] = field(default_factory=dict)
 
     def namespace_labels(self, ns: str) -> dict[str, str]:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from turnout.graph.backendtls import BackendTLSPolicyNode
 from turnout.graph.model import GatewayNode, Graph, ListenerNode, ParentStatus, RouteNode
-from turnout.resources.meta import ParentReference, TopLevelObject
+from turnout.resources.meta import GATEWAY_GROUP, ParentReference, TopLevelObject
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 from turnout.status.conditions import Condition
@@ -66,7 +67,7 @@ def compute(
     supported_features: list[str],
     input_status: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every GatewayClass, Gateway, HTTPRoute and GRPCRoute, with status.
+    """Every GatewayClass, Gateway, HTTPRoute, GRPCRoute and BackendTLSPolicy, with status.
 
     `input_status` is the status each object came with, by (kind, namespace, name)
     (namespace "" for cluster-scoped kinds): kept for objects that are not ours and for
@@ -110,6 +111,14 @@ def compute(
             if route_node is not None and route_node.parents:
                 item["status"] = _route_status(graph.controller_name, item, route_node, clock)
             items.append(item)
+    for key, policy in sorted(snapshot.backend_tls_policies.items()):
+        item = _object(policy)
+        policy_node = graph.backend_tls_policies.get(key)
+        if policy_node is not None and policy_node.ancestors:
+            item["status"] = _policy_status(
+                graph.controller_name, policy_node, item.get("status"), clock
+            )
+        items.append(item)
     return items
 
 
@@ -127,6 +136,37 @@ def _route_status(
         for i, parent in enumerate(node.parents)
     ]
     return {"parents": others + ours}
+
+
+def _policy_status(
+    controller_name: str,
+    node: BackendTLSPolicyNode,
+    given: Mapping[str, Any] | None,
+    clock: StatusClock,
+) -> dict[str, Any]:
+    """PolicyStatus: our ancestor entries (one per Gateway) after other controllers'."""
+    others = [
+        a for a in (given or {}).get("ancestors", []) if a.get("controllerName") != controller_name
+    ]
+    ours = []
+    for gateway in node.ancestors:
+        path = ("BackendTLSPolicy", node.obj.namespace, node.obj.name, *gateway.key)
+        ours.append(
+            {
+                "ancestorRef": {
+                    "group": GATEWAY_GROUP,
+                    "kind": "Gateway",
+                    "namespace": gateway.namespace,
+                    "name": gateway.name,
+                },
+                "controllerName": controller_name,
+                "conditions": _conditions(
+                    clock, path, [node.accepted, node.resolved_refs], node.obj
+                ),
+            }
+        )
+    # PolicyStatus.Ancestors holds at most 16 entries; ours are kept first.
+    return {"ancestors": (ours + others)[:16]}
 
 
 def _as_written(obj: TopLevelObject, status: Mapping[str, Any] | None) -> dict[str, Any]:

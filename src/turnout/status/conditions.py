@@ -247,3 +247,75 @@ def route_unresolved_refs(reason: str, message: str) -> Condition:
 
 def route_partially_invalid(message: str) -> Condition:
     return Condition(PARTIALLY_INVALID, "True", ROUTE_PARTIALLY_INVALID_UNSUPPORTED_VALUE, message)
+
+
+# --- Gateway and listener TLS (GEP-91 frontend validation, GEP-3155 backend certs) -----
+
+GATEWAY_RESOLVED_REFS_RESOLVED = "ResolvedRefs"
+GATEWAY_RESOLVED_REFS_INVALID_CLIENT_CERTIFICATE_REF = "InvalidClientCertificateRef"
+GATEWAY_RESOLVED_REFS_REF_NOT_PERMITTED = "RefNotPermitted"
+INSECURE_FRONTEND_VALIDATION_MODE = "InsecureFrontendValidationMode"
+GATEWAY_INSECURE_FRONTEND_CONFIGURATION_CHANGED = "ConfigurationChanged"
+LISTENER_ACCEPTED_NO_VALID_CA_CERTIFICATE = "NoValidCACertificate"
+LISTENER_RESOLVED_REFS_INVALID_CA_CERTIFICATE_REF = "InvalidCACertificateRef"
+LISTENER_RESOLVED_REFS_INVALID_CA_CERTIFICATE_KIND = "InvalidCACertificateKind"
+
+
+def gateway_resolved_refs() -> Condition:
+    return Condition(
+        RESOLVED_REFS, "True", GATEWAY_RESOLVED_REFS_RESOLVED, "All references are resolved"
+    )
+
+
+def gateway_unresolved_refs(reason: str, message: str) -> Condition:
+    """ResolvedRefs=False; reason is one of the GATEWAY_RESOLVED_REFS_* constants."""
+    return Condition(RESOLVED_REFS, "False", reason, message)
+
+
+def gateway_insecure_frontend_validation(message: str) -> Condition:
+    return Condition(
+        INSECURE_FRONTEND_VALIDATION_MODE,
+        "True",
+        GATEWAY_INSECURE_FRONTEND_CONFIGURATION_CHANGED,
+        message,
+    )
+
+
+def listener_no_valid_ca_certificate(message: str) -> Condition:
+    return Condition(ACCEPTED, "False", LISTENER_ACCEPTED_NO_VALID_CA_CERTIFICATE, message)
+
+
+# --- BackendTLSPolicy ancestors (apis/v1 policy_types.go, backendtlspolicy_types.go) ----
+
+POLICY_ACCEPTED_ACCEPTED = "Accepted"
+POLICY_ACCEPTED_CONFLICTED = "Conflicted"
+POLICY_ACCEPTED_INVALID = "Invalid"
+POLICY_ACCEPTED_TARGET_NOT_FOUND = "TargetNotFound"
+POLICY_ACCEPTED_NO_VALID_CA_CERTIFICATE = "NoValidCACertificate"
+POLICY_RESOLVED_REFS_RESOLVED = "ResolvedRefs"
+POLICY_RESOLVED_REFS_INVALID_CA_CERTIFICATE_REF = "InvalidCACertificateRef"
+POLICY_RESOLVED_REFS_INVALID_KIND = "InvalidKind"
+# Not a reason the spec lists for routes (it lists none for this case): a backendRef is
+# invalid when "a BackendTLSPolicy is present that refers to the Service, and the
+# implementation is unable to meet the requirement" (HTTPBackendRef.BackendRef).
+ROUTE_RESOLVED_REFS_INVALID_BACKEND_TLS_POLICY = "InvalidBackendTLSPolicy"
+
+
+def policy_accepted() -> Condition:
+    return Condition(ACCEPTED, "True", POLICY_ACCEPTED_ACCEPTED, "Policy is accepted")
+
+
+def policy_not_accepted(reason: str, message: str) -> Condition:
+    """Accepted=False; reason is one of the POLICY_ACCEPTED_* constants."""
+    return Condition(ACCEPTED, "False", reason, message)
+
+
+def policy_resolved_refs() -> Condition:
+    return Condition(
+        RESOLVED_REFS, "True", POLICY_RESOLVED_REFS_RESOLVED, "All references are resolved"
+    )
+
+
+def policy_unresolved_refs(reason: str, message: str) -> Condition:
+    """ResolvedRefs=False; reason is one of the POLICY_RESOLVED_REFS_* constants."""
+    return Condition(RESOLVED_REFS, "False", reason, message)
