@@ -6,7 +6,8 @@ Snapshot -> graph -> (status, IR) -> data plane. A source hands every document t
 errors. The graph only ever sees valid models.
 
 Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, references),
-``gateway``, ``httproute``, ``grpcroute``, ``referencegrant``, ``core`` (models per kind), ``parse``
+``gateway``, ``httproute``, ``grpcroute``, ``referencegrant``, ``backendtlspolicy``,
+``core`` (models per kind), ``parse``
 (``parse_object``), ``validation`` (CEL rules).
 """
 

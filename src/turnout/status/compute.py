@@ -1,9 +1,10 @@
 """Status as a controller would write it: the graph's verdicts plus data-plane feedback.
 
 `compute` returns Kubernetes-shaped objects (apiVersion, kind, metadata, spec, status)
-for every GatewayClass, Gateway, HTTPRoute and GRPCRoute in the Snapshot. Objects that are not
-ours keep the status they came with; on routes, parent entries written by other
-controllers are kept as they were and only our own entries are replaced.
+for every GatewayClass, Gateway, HTTPRoute, GRPCRoute and BackendTLSPolicy in the
+Snapshot. Objects that are not ours keep the status they came with; on routes (parents)
+and policies (ancestors), entries written by other controllers are kept and only ours
+are replaced.
 
 Times: `lastTransitionTime` is kept from the previous status when a condition's
 status did not change (the `StatusClock` remembers), so repeated rebuilds do not
