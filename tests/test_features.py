@@ -81,6 +81,8 @@ KNOWN_FEATURES = {
     "HTTPRouteRetryConnectionError",
     "HTTPRouteBackendURLRewrite",
     "HTTPRouteBackendRequestRedirect",
+    "BackendTLSPolicy",
+    "BackendTLSPolicySANValidation",
     "ReferenceGrant",
 }
 
