@@ -39,7 +39,9 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
   before the response head gives 503 (a malformed response head: 502); after the head,
   the client connection is aborted (the only honest signal left). A request on a reused upstream connection without a
   body is retried once on a fresh connection, since the idle connection may have been
-  closed by the backend just as it was reused.
+  closed by the backend just as it was reused. A failed connect (nothing sent yet) is
+  retried once on another endpoint of the cluster; the endpoint is ejected for a while
+  (:mod:`turnout.dataplane.health`).
 """
 
 from __future__ import annotations
@@ -546,6 +548,7 @@ class Exchange:
         "chunked",
         "client",
         "client_out",
+        "failed_over",
         "has_body",
         "head",
         "head_request",
@@ -586,6 +589,7 @@ class Exchange:
         self.chunked = False
         self.request_done = False
         self.retried = False
+        self.failed_over = False  # a failed connect was retried on another endpoint
         self.run: PolicyRun | None = None  # timeouts/retries, when the rule has them
         self.mirrors: list[MirrorExchange] | None = None  # copies still taking the body
         # response direction
@@ -745,9 +749,29 @@ class Exchange:
             if run.can_retry():
                 run.schedule_retry()
                 return
+        if self._fail_over():
+            return
         # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
         # retry conformance tests accept 500 or 503 once connection retries run out.
         self._fail(503)
+
+    def _fail_over(self) -> bool:
+        """The connect failed, so nothing was sent: try once more on another endpoint.
+
+        Always safe, whatever the method (passive health checking, see
+        turnout.dataplane.health); the failed endpoint is ejected by now.
+        """
+        target = self.target
+        failed = self.pool
+        if self.failed_over or self.response_done or target is None or failed is None:
+            return False
+        other = None if target.cluster is None else target.cluster.pick(avoid=failed)
+        if other is None:
+            return False
+        self.failed_over = True
+        self.pool = other
+        self._acquire(other)
+        return True
 
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
         run = self.run

@@ -2,7 +2,8 @@
 
 Place in the pipeline: :mod:`turnout.dataplane.server` keeps one :class:`EndpointPool` per
 (address, port) across configurations and wraps each ``ir.Cluster`` in an
-:class:`UpstreamCluster` (round-robin over its endpoints). :mod:`turnout.dataplane.http1`
+:class:`UpstreamCluster` (round-robin over its endpoints, skipping those that
+:mod:`turnout.dataplane.health` ejected after failed connections). :mod:`turnout.dataplane.http1`
 asks a pool for a connection per proxied request and gets it back through
 :meth:`UpstreamUser.attached` -- synchronously when an idle keep-alive connection is
 available, after a connect otherwise (the only place a Task is created).
@@ -15,14 +16,19 @@ its pool until reused, closed by the peer, or swept for idleness.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Protocol, cast
 
 import httptools
 
+from turnout.dataplane.health import EndpointHealth
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.upstream_tls import UpstreamTLS
+
+log = logging.getLogger(__name__)
 
 # Flow control: pause the peer once this much is queued in a transport (see http1).
 HIGH_WATER = 64 * 1024
@@ -113,6 +119,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
+        if self.user is not None and self._heads == 0 and self.requests == 1:
+            # A fresh connection closed or reset before any response: the endpoint failed
+            # (a reused one may just have raced with the backend's keep-alive timeout).
+            self.pool.failed(exc or ConnectionResetError("closed before a response"))
         self._lost(exc)
 
     def pause_writing(self) -> None:
@@ -144,6 +154,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head = False
         self._head_bytes = 0
         self._heads += 1
+        if self.pool.health.failures:
+            self.pool.health.succeeded()
         user = self.user
         if user is None:
             return
@@ -240,6 +252,7 @@ async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
                     server_hostname=tls.sni,
                 )
     except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+        pool.failed(exc)
         user.connect_failed(exc)
         return
     except asyncio.CancelledError:
@@ -252,7 +265,9 @@ async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
             user.connect_failed(ssl.SSLCertVerificationError(problem))
             return
     if conn.closed:
-        user.connect_failed(ConnectionResetError("closed right after connect"))
+        reset = ConnectionResetError("closed right after connect")
+        pool.failed(reset)
+        user.connect_failed(reset)
     else:
         conn.bind(user)
 
@@ -275,6 +290,7 @@ class EndpointPool:
         self.idle: list[UpstreamConnection] = []
         self.pending: set[asyncio.Task[None]] = set()
         self.retired = False  # no configuration uses this endpoint any more
+        self.health = EndpointHealth()
         self._connector = connector
 
     def acquire(self, user: UpstreamUser, *, fresh: bool = False) -> None:
@@ -286,6 +302,19 @@ class EndpointPool:
                 conn.bind(user)
                 return
         self._connector(self, user)
+
+    def failed(self, exc: BaseException) -> None:
+        """A connect or a fresh connection failed: eject the endpoint for a while."""
+        duration = self.health.failed(time.monotonic())
+        if duration is not None:
+            log.warning(
+                "endpoint %s:%d ejected for %.0f s (failure %d in a row): %s",
+                self.host,
+                self.port,
+                duration,
+                self.health.failures,
+                exc or "connection lost",
+            )
 
     def release(self, conn: UpstreamConnection) -> None:
         if self.retired:
@@ -321,7 +350,7 @@ class EndpointPool:
 
 
 class UpstreamCluster:
-    """The endpoints of one cluster, chosen round-robin."""
+    """The endpoints of one cluster, chosen round-robin among those not ejected."""
 
     __slots__ = ("_next", "name", "pools")
 
@@ -330,7 +359,8 @@ class UpstreamCluster:
         self.pools = pools
         self._next = 0
 
-    def pick(self) -> EndpointPool | None:
+    def pick(self, avoid: EndpointPool | None = None) -> EndpointPool | None:
+        """The next endpoint; with ``avoid``, another one than it, or None if none is."""
         pools = self.pools
         if not pools:
             return None
@@ -338,4 +368,24 @@ class UpstreamCluster:
         if i >= len(pools):
             i = 0
         self._next = i + 1
-        return pools[i]
+        pool = pools[i]
+        if pool.health.ejected_until == 0.0 and pool is not avoid:
+            return pool  # the common case: no clock read, no loop
+        return self._pick_healthy(i, avoid)
+
+    def _pick_healthy(self, start: int, avoid: EndpointPool | None) -> EndpointPool | None:
+        pools = self.pools
+        now = time.monotonic()
+        n = len(pools)
+        fallback: EndpointPool | None = None
+        for k in range(n):
+            j = (start + k) % n
+            pool = pools[j]
+            if pool is avoid:
+                continue
+            if pool.health.available(now):
+                self._next = j + 1
+                return pool
+            if fallback is None or pool.health.ejected_until < fallback.health.ejected_until:
+                fallback = pool
+        return fallback  # every other endpoint is ejected: try the one back soonest
