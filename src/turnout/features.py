@@ -7,7 +7,7 @@ claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
 backend h2c and WebSocket, infrastructure propagation,
-ListenerSets, GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
+GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
 """
 
 from __future__ import annotations
@@ -124,6 +124,12 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "HTTPRouteRetryConnectionError": (f"{_RETRY}::test_retry_on_connection_reset",),
     "HTTPRouteSchemeRedirect": (f"{_FILTERS}::test_redirect_port_and_scheme",),
+    "ListenerSet": (
+        "tests/e2e/test_features_listenerset.py::test_listener_set_status",
+        "tests/e2e/test_features_listenerset.py::test_routing_through_listener_sets",
+        "tests/e2e/test_features_listenerset.py::test_listener_set_removed_and_restored",
+        _GOLDEN,
+    ),
     "ReferenceGrant": (
         "tests/e2e/test_run.py::test_reference_grant_revocation",
         f"{_MATCHING}::test_cross_namespace_backend_needs_reference_grant",

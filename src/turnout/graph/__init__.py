@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from turnout.graph.backends import BackendResolver
 from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
+from turnout.graph.listenersets import build_listener_sets
 from turnout.graph.model import Graph, Key
 from turnout.graph.routes import build_routes
 from turnout.sources.snapshot import Snapshot
@@ -35,13 +36,15 @@ def build(
     classes = build_gateway_classes(snapshot, controller_name)
     # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
     gateways = build_gateways(snapshot, classes, addresses, unusable_addresses or {})
+    # ListenerSets add listeners to accepted Gateways; their conflicts need the Gateway's.
+    listener_sets = build_listener_sets(snapshot, gateways)
     # BackendTLSPolicies before routes: a backendRef to a port with an unusable policy
     # is invalid (never plaintext).
     tls_index = BackendTLSIndex(snapshot)
     # Routes of every kind: rules, backends and attachment; this also resolves
     # HTTPRoute/GRPCRoute hostname conflicts and counts attachedRoutes.
     resolver = BackendResolver(snapshot, tls_index)
-    http_routes, grpc_routes = build_routes(snapshot, gateways, resolver)
+    http_routes, grpc_routes = build_routes(snapshot, gateways, listener_sets, resolver)
     # Policy status goes to the Gateways whose routes use the targeted ports.
     assign_ancestors(
         tls_index, [*http_routes.values(), *grpc_routes.values()], resolver.cluster_ports
@@ -51,6 +54,7 @@ def build(
         gateway_classes=classes,
         gateways=gateways,
         routes=http_routes,
+        listener_sets=listener_sets,
         clusters=resolver.clusters,
         grpc_routes=grpc_routes,
         cluster_protocols=resolver.cluster_protocols,

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from turnout.graph import tls
-from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode
+from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode, ListenerSetNode
 from turnout.resources import Gateway
 from turnout.resources.gateway import GatewaySpecAddress, Listener
 from turnout.sources.snapshot import Snapshot
@@ -32,7 +32,7 @@ PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
     "HTTPS": [HTTPROUTE_KIND, GRPCROUTE_KIND],
 }
 # Listeners on one port must share a family to be served by one socket.
-_PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
+PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
 
 
 def build_gateway_classes(snapshot: Snapshot, controller_name: str) -> dict[str, GatewayClassNode]:
@@ -72,7 +72,7 @@ def build_gateways(
             gateway, gateway_class, addresses.get(key), unusable_addresses.get(key, ())
         )
         node.listeners = [
-            _listener_node(node, listener, snapshot) for listener in gateway.spec.listeners
+            listener_node(node, listener, snapshot) for listener in gateway.spec.listeners
         ]
         _mark_conflicts(node.listeners)
         _accept_gateway(node, gateway)
@@ -80,7 +80,24 @@ def build_gateways(
     return nodes
 
 
-def _listener_node(gateway: GatewayNode, listener: Listener, snapshot: Snapshot) -> ListenerNode:
+def listener_node(
+    gateway: GatewayNode,
+    listener: Listener,
+    snapshot: Snapshot,
+    listener_set: ListenerSetNode | None = None,
+) -> ListenerNode:
+    """A listener of ``gateway``, or a listener entry of ``listener_set`` attached to it."""
+    node = _listener_node(gateway, listener, snapshot, listener_set)
+    node.listener_set = listener_set
+    return node
+
+
+def _listener_node(
+    gateway: GatewayNode,
+    listener: Listener,
+    snapshot: Snapshot,
+    listener_set: ListenerSetNode | None,
+) -> ListenerNode:
     protocol = listener.protocol
     route_kinds = PROTOCOL_ROUTE_KINDS.get(protocol)
     if route_kinds is None:
@@ -107,8 +124,11 @@ def _listener_node(gateway: GatewayNode, listener: Listener, snapshot: Snapshot)
     node = ListenerNode(gateway, listener, [])
     unresolved = _route_kinds(node, route_kinds)  # (reason, message) per problem
     if protocol == "HTTPS":
+        # A ListenerSet's certificateRefs are its own: granted to ListenerSets of its
+        # namespace, not inherited from the Gateway (ListenerSet "ReferenceGrant Semantics").
+        owner = listener_set if listener_set is not None else gateway
         node.certificates, problems = tls.resolve_certificate_refs(
-            snapshot, gateway.namespace, listener, path
+            snapshot, owner.namespace, listener, path, from_kind=owner.obj.kind
         )
         unresolved += [(problem.reason, problem.message) for problem in problems]
         if not node.certificates:
@@ -167,7 +187,7 @@ def _mark_conflicts(listeners: list[ListenerNode]) -> None:
             by_port[(listener.spec.port, is_udp)].append(listener)
     conflicts: dict[int, tuple[str, str]] = {}  # id(listener) -> (reason, message)
     for (port, _), group in by_port.items():
-        families = sorted({_PORT_FAMILY[ln.spec.protocol] for ln in group})
+        families = sorted({PORT_FAMILY[ln.spec.protocol] for ln in group})
         if len(families) > 1:
             protocols = ", ".join(sorted({ln.spec.protocol for ln in group}))
             for ln in group:
@@ -237,11 +257,11 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
         node.address_condition = c.gateway_address_not_usable(
             "spec.addresses: " + "; ".join(node.unusable_addresses)
         )
-    invalid = [ln for ln in node.listeners if not _listener_valid(ln)]
+    invalid = [ln for ln in node.listeners if not listener_valid(ln)]
     if not any(ln.accepted for ln in node.listeners):
         node.conditions = [
             c.gateway_not_accepted_listeners_not_valid(
-                "no valid listener: " + _describe_invalid(invalid)
+                "no valid listener: " + describe_invalid(invalid)
             )
         ]
         return
@@ -249,7 +269,7 @@ def _accept_gateway(node: GatewayNode, gateway: Gateway) -> None:
     if invalid:
         node.conditions = [
             c.gateway_accepted_listeners_not_valid(
-                "some listeners are not valid: " + _describe_invalid(invalid)
+                "some listeners are not valid: " + describe_invalid(invalid)
             )
         ]
     else:
@@ -270,13 +290,13 @@ def _unsupported_addresses(addresses: list[GatewaySpecAddress]) -> list[str]:
     ]
 
 
-def _listener_valid(listener: ListenerNode) -> bool:
+def listener_valid(listener: ListenerNode) -> bool:
     return listener.accepted and all(
         cond.status == "True" for cond in listener.conditions if cond.type == c.RESOLVED_REFS
     )
 
 
-def _describe_invalid(listeners: list[ListenerNode]) -> str:
+def describe_invalid(listeners: list[ListenerNode]) -> str:
     parts = []
     for listener in listeners:
         reasons = sorted(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from turnout.graph.tls import ListenerCertificate
-from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute
+from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute, ListenerSet
 from turnout.resources.gateway import Listener
 from turnout.resources.grpcroute import GRPCRouteRule
 from turnout.resources.httproute import HTTPRouteRule
@@ -50,14 +50,27 @@ class ListenerNode:
     # Why an accepted listener still cannot be programmed (an HTTPS listener without a
     # usable certificate); it keeps counting attachedRoutes.
     not_programmable: str | None = None
+    # Set for a listener entry of a ListenerSet attached to ``gateway``.
+    listener_set: ListenerSetNode | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     @property
+    def namespace(self) -> str:
+        """The namespace of the object that defines the listener (``Same`` refers to it)."""
+        owner = self.listener_set if self.listener_set is not None else self.gateway
+        return owner.namespace
+
+    @property
     def ir_name(self) -> str:
-        return f"{self.gateway.namespace}/{self.gateway.name}/{self.spec.name}"
+        base = f"{self.gateway.namespace}/{self.gateway.name}"
+        if self.listener_set is not None:
+            # Listener names are unique per ListenerSet only (ListenerEntry.Name).
+            ls = self.listener_set
+            return f"{base}/listenerset/{ls.namespace}/{ls.name}/{self.spec.name}"
+        return f"{base}/{self.spec.name}"
 
     @property
     def servable(self) -> bool:
@@ -67,13 +80,14 @@ class ListenerNode:
             and not self.conflicted
             and self.not_programmable is None
             and self.gateway.accepted
+            and (self.listener_set is None or self.listener_set.accepted)
         )
 
 
 class _NamespacedNode:
     """namespace, name and key of a node wrapping a namespaced object."""
 
-    obj: Gateway | HTTPRoute | GRPCRoute
+    obj: Gateway | HTTPRoute | GRPCRoute | ListenerSet
 
     @property
     def namespace(self) -> str:
@@ -102,6 +116,37 @@ class GatewayNode(_NamespacedNode):
     # Set when requested addresses cannot be used: Programmed says so, whatever the
     # data plane reports.
     address_condition: Condition | None = None
+    # ListenerSets naming this Gateway as parent that it lets attach, in precedence order.
+    listener_sets: list[ListenerSetNode] = field(default_factory=list)
+
+    @property
+    def all_listeners(self) -> list[ListenerNode]:
+        """Its own listeners, then those of accepted ListenerSets, in precedence order
+        (ListenerSetSpec.Listeners: the parent first, then ListenerSets by age, name)."""
+        merged = list(self.listeners)
+        for listener_set in self.listener_sets:
+            if listener_set.accepted:
+                merged.extend(listener_set.listeners)
+        return merged
+
+    @property
+    def attached_listener_sets(self) -> int:
+        return sum(1 for listener_set in self.listener_sets if listener_set.accepted)
+
+
+@dataclass(eq=False)
+class ListenerSetNode(_NamespacedNode):
+    """A ListenerSet whose parent is one of our Gateways."""
+
+    obj: ListenerSet
+    gateway: GatewayNode
+    listeners: list[ListenerNode] = field(default_factory=list)
+    accepted: bool = False
+    # The Accepted condition; Programmed is computed with data-plane feedback.
+    conditions: list[Condition] = field(default_factory=list)
+    # (reason, message) when Programmed is False whatever the data plane says
+    # (NotAllowed, ParentNotAccepted, ListenersNotValid).
+    not_programmed: tuple[str, str] | None = None
 
 
 @dataclass
@@ -132,6 +177,8 @@ class ParentStatus:
     ref: ParentReference
     gateway: GatewayNode
     conditions: list[Condition]
+    # Set when the parentRef names a ListenerSet (``gateway`` is then its parent).
+    listener_set: ListenerSetNode | None = None
     # listeners the route is attached to, with the hostnames it serves there
     listeners: list[tuple[ListenerNode, list[str]]] = field(default_factory=list)
 
@@ -161,6 +208,7 @@ class Graph:
     gateway_classes: dict[str, GatewayClassNode]
     gateways: dict[Key, GatewayNode]
     routes: dict[Key, RouteNode]  # HTTPRoutes
+    listener_sets: dict[Key, ListenerSetNode]
     # cluster name -> ready endpoints [(address, port)]
     clusters: dict[str, list[tuple[str, int]]]
     grpc_routes: dict[Key, RouteNode] = field(default_factory=dict)

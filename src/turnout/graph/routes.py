@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from turnout.graph import grpcroute, hostnames
 from turnout.graph.backends import BackendResolver, BackendTarget
@@ -23,6 +24,7 @@ from turnout.graph.model import (
     GatewayNode,
     Key,
     ListenerNode,
+    ListenerSetNode,
     ParentStatus,
     ResolvedBackend,
     ResolvedRule,
@@ -66,15 +68,19 @@ _RESOLVED_REFS_PRIORITY = (
 
 
 def build_routes(
-    snapshot: Snapshot, gateways: Mapping[Key, GatewayNode], resolver: BackendResolver
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
+    resolver: BackendResolver,
 ) -> tuple[dict[Key, RouteNode], dict[Key, RouteNode]]:
     """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners."""
+    parents = _Parents(gateways, listener_sets)
     http = {
-        key: _route_node(route, snapshot, gateways, resolver)
+        key: _route_node(route, snapshot, parents, resolver)
         for key, route in sorted(snapshot.http_routes.items())
     }
     grpc = {
-        key: _route_node(route, snapshot, gateways, resolver)
+        key: _route_node(route, snapshot, parents, resolver)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
     every = [*http.values(), *grpc.values()]
@@ -84,27 +90,41 @@ def build_routes(
     return http, grpc
 
 
+@dataclass(frozen=True)
+class _Parents:
+    """The parents routes may name: our Gateways and the ListenerSets attached to them."""
+
+    gateways: Mapping[Key, GatewayNode]
+    listener_sets: Mapping[Key, ListenerSetNode]
+
+
 def _route_node(
     route: Route,
     snapshot: Snapshot,
-    gateways: Mapping[Key, GatewayNode],
+    parents: _Parents,
     resolver: BackendResolver,
 ) -> RouteNode:
     node = RouteNode(route)
     _resolve_rules(node, resolver)
     for parent_ref in route.spec.parent_refs:
-        gateway = _parent_gateway(parent_ref, route, gateways)
-        if gateway is not None:
-            node.parents.append(_attach(node, parent_ref, gateway, snapshot))
+        parent = _parent(parent_ref, route, parents)
+        if parent is not None:
+            node.parents.append(_attach(node, parent_ref, parent, snapshot))
     return node
 
 
-def _parent_gateway(
-    parent_ref: ParentReference, route: Route, gateways: Mapping[Key, GatewayNode]
-) -> GatewayNode | None:
-    if parent_ref.group != GATEWAY_GROUP or parent_ref.kind != "Gateway":
+def _parent(
+    parent_ref: ParentReference, route: Route, parents: _Parents
+) -> GatewayNode | ListenerSetNode | None:
+    """The Gateway or ListenerSet of ours that ``parent_ref`` names, if any."""
+    if parent_ref.group != GATEWAY_GROUP:
         return None  # Services (mesh) and other parent kinds are not served yet
-    return gateways.get((parent_ref.namespace or route.namespace, parent_ref.name))
+    key = (parent_ref.namespace or route.namespace, parent_ref.name)
+    if parent_ref.kind == "Gateway":
+        return parents.gateways.get(key)
+    if parent_ref.kind == "ListenerSet":
+        return parents.listener_sets.get(key)
+    return None
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -283,17 +303,35 @@ def parse_retry(raw: Mapping[str, object], field: str) -> tuple[RetryPolicy | No
 
 
 def _attach(
-    node: RouteNode, parent_ref: ParentReference, gateway: GatewayNode, snapshot: Snapshot
+    node: RouteNode,
+    parent_ref: ParentReference,
+    parent: GatewayNode | ListenerSetNode,
+    snapshot: Snapshot,
 ) -> ParentStatus:
     route = node.obj
-    status = ParentStatus(parent_ref, gateway, [])
-    candidates = gateway.listeners
+    if isinstance(parent, ListenerSetNode):
+        gateway = parent.gateway
+        status = ParentStatus(parent_ref, gateway, [], listener_set=parent)
+    else:
+        gateway = parent
+        status = ParentStatus(parent_ref, gateway, [])
+    # A Gateway parentRef covers the Gateway's own listeners, never a ListenerSet's.
+    candidates = parent.listeners
     if parent_ref.section_name is not None:
         candidates = [ln for ln in candidates if ln.name == parent_ref.section_name]
     if parent_ref.port is not None:
         candidates = [ln for ln in candidates if ln.spec.port == parent_ref.port]
-    if not candidates:
-        status.conditions.append(c.route_no_matching_parent(_no_parent_message(parent_ref)))
+    if isinstance(parent, ListenerSetNode) and not parent.accepted:
+        status.conditions.append(
+            c.route_no_matching_parent(
+                f"ListenerSet {parent.namespace}/{parent.name} is not attached to Gateway "
+                f"{gateway.namespace}/{gateway.name} (see its Accepted condition)"
+            )
+        )
+    elif not candidates:
+        status.conditions.append(
+            c.route_no_matching_parent(_no_parent_message(parent_ref, parent.obj.kind))
+        )
     else:
         allowed = [ln for ln in candidates if _allows(ln, route, snapshot)]
         attached = [
@@ -308,7 +346,7 @@ def _attach(
                 why = f"supports the {route.kind} kind"
             status.conditions.append(
                 c.route_not_allowed_by_listeners(
-                    f"no listener of Gateway {gateway.namespace}/{gateway.name} "
+                    f"no listener of {parent.obj.kind} {parent.namespace}/{parent.name} "
                     f"{_selected(parent_ref)}{why}"
                 )
             )
@@ -336,13 +374,13 @@ def _selected(parent_ref: ParentReference) -> str:
     return ""
 
 
-def _no_parent_message(parent_ref: ParentReference) -> str:
+def _no_parent_message(parent_ref: ParentReference, kind: str) -> str:
     wanted = []
     if parent_ref.section_name is not None:
         wanted.append(f"named {parent_ref.section_name}")
     if parent_ref.port is not None:
         wanted.append(f"on port {parent_ref.port}")
-    return f"Gateway {parent_ref.name} has no listener {' and '.join(wanted)}"
+    return f"{kind} {parent_ref.name} has no listener {' and '.join(wanted)}"
 
 
 def _allows(listener: ListenerNode, route: Route, snapshot: Snapshot) -> bool:
@@ -352,7 +390,7 @@ def _allows(listener: ListenerNode, route: Route, snapshot: Snapshot) -> bool:
     if namespaces.from_ == "All":
         return True
     if namespaces.from_ == "Same":
-        return route.namespace == listener.gateway.namespace
+        return route.namespace == listener.namespace
     selector = namespaces.selector
     if selector is None:
         return False

@@ -67,7 +67,12 @@ INVALID_CERTIFICATE_REF = c.LISTENER_RESOLVED_REFS_INVALID_CERTIFICATE_REF
 
 
 def resolve_certificate_refs(
-    snapshot: Snapshot, gateway_namespace: str, listener: Listener, path: str
+    snapshot: Snapshot,
+    gateway_namespace: str,
+    listener: Listener,
+    path: str,
+    *,
+    from_kind: str = "Gateway",
 ) -> tuple[list[ListenerCertificate], list[CertificateRefProblem]]:
     """The usable certificates of an HTTPS listener, and a problem per unusable ref.
 
@@ -86,7 +91,12 @@ def resolve_certificate_refs(
     problems: list[CertificateRefProblem] = []
     for i, ref in enumerate(tls.certificate_refs):
         result = _resolve(
-            snapshot, gateway_namespace, listener, ref, f"{path}.tls.certificateRefs[{i}]"
+            snapshot,
+            gateway_namespace,
+            listener,
+            ref,
+            f"{path}.tls.certificateRefs[{i}]",
+            from_kind,
         )
         if isinstance(result, CertificateRefProblem):
             problems.append(result)
@@ -101,13 +111,16 @@ def _resolve(
     listener: Listener,
     ref: SecretObjectReference,
     field: str,
+    from_kind: str,
 ) -> ListenerCertificate | CertificateRefProblem:
     namespace = ref.namespace or gateway_namespace
     shown = f"{namespace}/{ref.name}"
-    if namespace != gateway_namespace and not _grant_allows(snapshot, gateway_namespace, ref):
+    if namespace != gateway_namespace and not _grant_allows(
+        snapshot, gateway_namespace, ref, from_kind
+    ):
         return CertificateRefProblem(
             REF_NOT_PERMITTED,
-            f"{field}: no ReferenceGrant in namespace {namespace} allows Gateways of "
+            f"{field}: no ReferenceGrant in namespace {namespace} allows {from_kind}s of "
             f"namespace {gateway_namespace} to use {_kind(ref)} {ref.name}",
         )
     if ref.group != "" or ref.kind != "Secret":
@@ -135,13 +148,15 @@ def _kind(ref: SecretObjectReference) -> str:
     return f"{ref.group}/{ref.kind}" if ref.group else ref.kind
 
 
-def _grant_allows(snapshot: Snapshot, gateway_namespace: str, ref: SecretObjectReference) -> bool:
+def _grant_allows(
+    snapshot: Snapshot, gateway_namespace: str, ref: SecretObjectReference, from_kind: str
+) -> bool:
     target_namespace = ref.namespace
     for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
         if namespace != target_namespace:
             continue
         if not any(
-            f.group == GATEWAY_GROUP and f.kind == "Gateway" and f.namespace == gateway_namespace
+            f.group == GATEWAY_GROUP and f.kind == from_kind and f.namespace == gateway_namespace
             for f in grant.spec.from_
         ):
             continue

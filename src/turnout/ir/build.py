@@ -98,7 +98,7 @@ def _gateway(
     assert gateway.address is not None
     listeners = tuple(
         _listener(listener, gateway.address, port_offset, compiled)
-        for listener in gateway.listeners
+        for listener in gateway.all_listeners  # with those of attached ListenerSets
         if listener.servable
     )
     return ir.Gateway(f"{gateway.namespace}/{gateway.name}", gateway.address, listeners)

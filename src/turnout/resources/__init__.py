@@ -6,7 +6,7 @@ Snapshot -> graph -> (status, IR) -> data plane. A source hands every document t
 errors. The graph only ever sees valid models.
 
 Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, references),
-``gateway``, ``httproute``, ``grpcroute``, ``referencegrant``, ``backendtlspolicy``,
+``gateway``, ``httproute``, ``grpcroute``, ``listenerset``, ``referencegrant``, ``backendtlspolicy``,
 ``core`` (models per kind), ``parse``
 (``parse_object``), ``validation`` (CEL rules).
 """
@@ -31,6 +31,7 @@ from turnout.resources.core import (
     ServiceSpec,
 )
 from turnout.resources.gateway import (
+    AllowedListeners,
     AllowedRoutes,
     Gateway,
     GatewayClass,
@@ -40,6 +41,7 @@ from turnout.resources.gateway import (
     GatewaySpecAddress,
     GatewayTLSConfig,
     Listener,
+    ListenerNamespaces,
     ListenerTLSConfig,
     LocalParametersReference,
     ParametersReference,
@@ -77,6 +79,12 @@ from turnout.resources.httproute import (
     HTTPRouteTimeouts,
     HTTPURLRewriteFilter,
 )
+from turnout.resources.listenerset import (
+    ListenerEntry,
+    ListenerSet,
+    ListenerSetSpec,
+    ParentGatewayReference,
+)
 from turnout.resources.meta import (
     GATEWAY_GROUP,
     BackendObjectReference,
@@ -108,6 +116,7 @@ __all__ = [
     "CLUSTER_SCOPED_KINDS",
     "GATEWAY_GROUP",
     "KINDS",
+    "AllowedListeners",
     "AllowedRoutes",
     "BackendObjectReference",
     "BackendRef",
@@ -156,6 +165,10 @@ __all__ = [
     "LabelSelector",
     "LabelSelectorRequirement",
     "Listener",
+    "ListenerEntry",
+    "ListenerNamespaces",
+    "ListenerSet",
+    "ListenerSetSpec",
     "ListenerTLSConfig",
     "LocalObjectReference",
     "LocalParametersReference",
@@ -164,6 +177,7 @@ __all__ = [
     "ObjectMeta",
     "ObjectReference",
     "ParametersReference",
+    "ParentGatewayReference",
     "ParentReference",
     "ParseResult",
     "ReferenceGrant",

@@ -28,7 +28,6 @@ from turnout.resources.fields import (
 )
 from turnout.resources.meta import (
     GATEWAY_GROUP,
-    AnyDict,
     GatewayAPIModel,
     LabelSelector,
     ObjectReference,
@@ -155,13 +154,24 @@ class GatewayTLS(GatewayAPIModel):
     frontend: FrontendTLSConfig | None = None
 
 
+class ListenerNamespaces(GatewayAPIModel):
+    """Which namespaces' ListenerSets may attach (``AllowedListeners.namespaces``)."""
+
+    from_: Literal["All", "Selector", "Same", "None"] = Field(default="None", alias="from")
+    selector: LabelSelector | None = None
+
+
+class AllowedListeners(GatewayAPIModel):
+    namespaces: ListenerNamespaces = ListenerNamespaces()
+
+
 class GatewaySpec(GatewayAPIModel):
     gateway_class_name: ObjectName
     listeners: Annotated[list[Listener], Field(min_length=1, max_length=64)]
     addresses: Annotated[list[GatewaySpecAddress], Field(max_length=16)] = []
     infrastructure: GatewayInfrastructure | None = None
-    # Typed by later work (ListenerSets, default Gateways).
-    allowed_listeners: AnyDict | None = None
+    # Absent: no ListenerSet may attach (the same as ``namespaces.from: None``).
+    allowed_listeners: AllowedListeners | None = None
     tls: GatewayTLS | None = None
     # A string enum in the CRD (not an object): ``All`` or ``None``.
     default_scope: Literal["All", "None"] | None = None

@@ -22,6 +22,7 @@ from turnout.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, 
 from turnout.resources.gateway import Gateway, GatewayClass
 from turnout.resources.grpcroute import GRPCRoute
 from turnout.resources.httproute import HTTPRoute
+from turnout.resources.listenerset import ListenerSet
 from turnout.resources.meta import GATEWAY_GROUP, check_object_name
 from turnout.resources.referencegrant import ReferenceGrant
 
@@ -30,6 +31,7 @@ Resource = (
     | Gateway
     | HTTPRoute
     | GRPCRoute
+    | ListenerSet
     | ReferenceGrant
     | Namespace
     | Service
@@ -45,6 +47,7 @@ ResourceType = (
     | type[Gateway]
     | type[HTTPRoute]
     | type[GRPCRoute]
+    | type[ListenerSet]
     | type[ReferenceGrant]
     | type[Namespace]
     | type[Service]
@@ -62,6 +65,8 @@ KINDS: Mapping[str, tuple[ResourceType, frozenset[str]]] = {
     "HTTPRoute": (HTTPRoute, _GATEWAY_VERSIONS),
     # v1alpha2 GRPCRoute is the v1 type, deprecated but still served by the CRD.
     "GRPCRoute": (GRPCRoute, frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha2"})),
+    # Standard channel since v1.5; x-k8s.io was the experimental group (XListenerSet).
+    "ListenerSet": (ListenerSet, frozenset({f"{GATEWAY_GROUP}/v1"})),
     "ReferenceGrant": (ReferenceGrant, _GATEWAY_VERSIONS | {f"{GATEWAY_GROUP}/v1alpha2"}),
     # v1alpha3 is the deprecated version served next to v1 with the same schema.
     "BackendTLSPolicy": (

@@ -30,6 +30,7 @@ from turnout.resources.httproute import (
     HTTPRouteMatch,
     HTTPRouteRule,
 )
+from turnout.resources.listenerset import ListenerSet
 from turnout.resources.meta import BackendObjectReference, LabelSelector, ParentReference
 from turnout.resources.parse import FieldError, Resource
 
@@ -46,6 +47,8 @@ def validate_resource(obj: Resource) -> list[FieldError]:
         return list(_grpc_route(obj))
     if isinstance(obj, BackendTLSPolicy):
         return list(_backend_tls_policy(obj))
+    if isinstance(obj, ListenerSet):
+        return list(_listeners(obj.spec.listeners))
     if isinstance(obj, Service):
         return list(_service(obj))
     if isinstance(obj, Secret):
@@ -62,9 +65,29 @@ _TLS_PROTOCOLS = ("HTTPS", "TLS")
 
 
 def _gateway(gw: Gateway) -> Errors:
+    yield from _listeners(gw.spec.listeners)
+    yield from _addresses(gw.spec.addresses)
+    frontend = gw.spec.tls.frontend if gw.spec.tls is not None else None
+    if frontend is not None:
+        ports = Counter(config.port for config in frontend.per_port)
+        for i, config in enumerate(frontend.per_port):
+            if ports[config.port] > 1:
+                yield FieldError(
+                    f"spec.tls.frontend.perPort[{i}].port",
+                    "Port for TLS configuration must be unique within the Gateway",
+                )
+    allowed = gw.spec.allowed_listeners
+    if allowed is not None and allowed.namespaces.selector is not None:
+        yield from _label_selector(
+            allowed.namespaces.selector, "spec.allowedListeners.namespaces.selector"
+        )
+
+
+def _listeners(listeners: Sequence[Listener]) -> Errors:
+    """The rules shared by Gateway.spec.listeners and ListenerSet.spec.listeners."""
     names: set[str] = set()
     combos: set[tuple[int, str, str | None]] = set()
-    for i, listener in enumerate(gw.spec.listeners):
+    for i, listener in enumerate(listeners):
         path = f"spec.listeners[{i}]"
         yield from _listener(listener, path)
         if listener.name in names:
@@ -76,16 +99,6 @@ def _gateway(gw: Gateway) -> Errors:
                 path, "another listener has the same combination of port, protocol and hostname"
             )
         combos.add(combo)
-    yield from _addresses(gw.spec.addresses)
-    frontend = gw.spec.tls.frontend if gw.spec.tls is not None else None
-    if frontend is not None:
-        ports = Counter(config.port for config in frontend.per_port)
-        for i, config in enumerate(frontend.per_port):
-            if ports[config.port] > 1:
-                yield FieldError(
-                    f"spec.tls.frontend.perPort[{i}].port",
-                    "Port for TLS configuration must be unique within the Gateway",
-                )
 
 
 def _listener(listener: Listener, path: str) -> Errors:

@@ -42,6 +42,7 @@ from turnout.resources import (
     GatewayClass,
     GRPCRoute,
     HTTPRoute,
+    ListenerSet,
     Namespace,
     ParseResult,
     ReferenceGrant,
@@ -485,6 +486,8 @@ def _snapshot(objects: Iterable[Resource]) -> Snapshot:
             snap.http_routes[obj.key] = obj
         elif isinstance(obj, GRPCRoute):
             snap.grpc_routes[obj.key] = obj
+        elif isinstance(obj, ListenerSet):
+            snap.listener_sets[obj.key] = obj
         elif isinstance(obj, ReferenceGrant):
             snap.reference_grants[obj.key] = obj
         elif isinstance(obj, Service):

@@ -19,6 +19,7 @@ from turnout.resources import (
     GatewayClass,
     GRPCRoute,
     HTTPRoute,
+    ListenerSet,
     Namespace,
     ReferenceGrant,
     Secret,
@@ -40,6 +41,7 @@ class Snapshot:
     gateways: dict[NamespacedKey, Gateway] = field(default_factory=dict)
     http_routes: dict[NamespacedKey, HTTPRoute] = field(default_factory=dict)
     grpc_routes: dict[NamespacedKey, GRPCRoute] = field(default_factory=dict)
+    listener_sets: dict[NamespacedKey, ListenerSet] = field(default_factory=dict)
     reference_grants: dict[NamespacedKey, ReferenceGrant] = field(default_factory=dict)
     services: dict[NamespacedKey, Service] = field(default_factory=dict)
     endpoint_slices: dict[NamespacedKey, EndpointSlice] = field(default_factory=dict)

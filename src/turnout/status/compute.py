@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from turnout.graph.backendtls import BackendTLSPolicyNode
-from turnout.graph.model import GatewayNode, Graph, ListenerNode, ParentStatus, RouteNode
+from turnout.graph.model import (
+    GatewayNode,
+    Graph,
+    ListenerNode,
+    ListenerSetNode,
+    ParentStatus,
+    RouteNode,
+)
 from turnout.resources.meta import GATEWAY_GROUP, ParentReference, TopLevelObject
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
@@ -101,6 +108,12 @@ def compute(
         gateway_node = graph.gateways.get(key)
         if gateway_node is not None:
             item["status"] = _gateway_status(gateway_node, feedback, clock)
+        items.append(item)
+    for key, listener_set in sorted(snapshot.listener_sets.items()):
+        item = _object(listener_set)
+        listener_set_node = graph.listener_sets.get(key)
+        if listener_set_node is not None:
+            item["status"] = _listener_set_status(listener_set_node, feedback, clock)
         items.append(item)
     for routes, nodes in (
         (snapshot.http_routes, graph.routes),
@@ -196,9 +209,43 @@ def _gateway_status(
 ) -> dict[str, Any]:
     obj = node.obj
     base = ("Gateway", node.namespace, node.name)
+    listeners, programmed_listeners = _listener_statuses(node.listeners, feedback, clock, base, obj)
+    conds = [*node.conditions, _gateway_programmed(node, feedback, programmed_listeners)]
+    status: dict[str, Any] = {}
+    if node.address is not None and node.accepted:
+        status["addresses"] = [{"type": "IPAddress", "value": node.address}]
+    status["conditions"] = _conditions(clock, base, conds, obj)
+    status["listeners"] = listeners
+    if node.listener_sets:
+        status["attachedListenerSets"] = node.attached_listener_sets
+    return status
+
+
+def _listener_set_status(
+    node: ListenerSetNode, feedback: DataPlaneFeedback, clock: StatusClock
+) -> dict[str, Any]:
+    base = ("ListenerSet", node.namespace, node.name)
+    listeners, programmed_listeners = _listener_statuses(
+        node.listeners, feedback, clock, base, node.obj
+    )
+    conds = [*node.conditions, _listener_set_programmed(node, feedback, programmed_listeners)]
+    status: dict[str, Any] = {"conditions": _conditions(clock, base, conds, node.obj)}
+    if listeners:
+        status["listeners"] = listeners
+    return status
+
+
+def _listener_statuses(
+    nodes: list[ListenerNode],
+    feedback: DataPlaneFeedback,
+    clock: StatusClock,
+    base: tuple[str, ...],
+    obj: TopLevelObject,
+) -> tuple[list[dict[str, Any]], int]:
+    """``status.listeners`` of a Gateway or ListenerSet, and how many are Programmed."""
     listeners = []
     programmed_listeners = 0
-    for listener in node.listeners:
+    for listener in nodes:
         conds = list(listener.conditions)
         programmed = _listener_programmed(listener, feedback)
         if programmed.status == "True":
@@ -220,13 +267,24 @@ def _gateway_status(
                 "conditions": _conditions(clock, (*base, "listener", listener.name), conds, obj),
             }
         )
-    conds = [*node.conditions, _gateway_programmed(node, feedback, programmed_listeners)]
-    status: dict[str, Any] = {}
-    if node.address is not None and node.accepted:
-        status["addresses"] = [{"type": "IPAddress", "value": node.address}]
-    status["conditions"] = _conditions(clock, base, conds, obj)
-    status["listeners"] = listeners
-    return status
+    return listeners, programmed_listeners
+
+
+def _listener_set_programmed(
+    node: ListenerSetNode, feedback: DataPlaneFeedback, programmed_listeners: int
+) -> Condition:
+    if node.not_programmed is not None:
+        return c.listener_set_not_programmed(*node.not_programmed)
+    if not feedback.applied:
+        return c.listener_set_programmed_pending()
+    if programmed_listeners == 0:
+        return c.listener_set_not_programmed(
+            c.LISTENER_SET_PROGRAMMED_PARENT_NOT_PROGRAMMED
+            if node.gateway.address is None
+            else c.LISTENER_SET_PROGRAMMED_LISTENERS_NOT_VALID,
+            "no listener could be programmed",
+        )
+    return c.listener_set_programmed()
 
 
 def _listener_programmed(listener: ListenerNode, feedback: DataPlaneFeedback) -> Condition:
@@ -234,6 +292,16 @@ def _listener_programmed(listener: ListenerNode, feedback: DataPlaneFeedback) ->
         return c.listener_not_programmed_invalid("the Gateway is not accepted")
     if listener.accepted and listener.not_programmable is not None:
         return c.listener_not_programmed_invalid(listener.not_programmable)
+    conflicted = next(
+        (
+            cond
+            for cond in listener.conditions
+            if cond.type == c.CONFLICTED and cond.status == "True"
+        ),
+        None,
+    )
+    if conflicted is not None:
+        return c.listener_not_programmed_conflicted(conflicted.reason, conflicted.message)
     if not listener.servable:
         return c.listener_not_programmed_invalid("the listener is not accepted")
     if listener.gateway.address is None:

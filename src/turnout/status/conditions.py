@@ -319,3 +319,53 @@ def policy_resolved_refs() -> Condition:
 def policy_unresolved_refs(reason: str, message: str) -> Condition:
     """ResolvedRefs=False; reason is one of the POLICY_RESOLVED_REFS_* constants."""
     return Condition(RESOLVED_REFS, "False", reason, message)
+
+
+# --- ListenerSet (apis/v1/listenerset_types.go) ----------------------------------------
+
+LISTENER_SET_ACCEPTED_ACCEPTED = "Accepted"
+LISTENER_SET_ACCEPTED_NOT_ALLOWED = "NotAllowed"
+LISTENER_SET_ACCEPTED_PARENT_NOT_ACCEPTED = "ParentNotAccepted"
+LISTENER_SET_ACCEPTED_LISTENERS_NOT_VALID = "ListenersNotValid"
+LISTENER_SET_PROGRAMMED_PROGRAMMED = "Programmed"
+LISTENER_SET_PROGRAMMED_NOT_ALLOWED = "NotAllowed"
+LISTENER_SET_PROGRAMMED_PARENT_NOT_ACCEPTED = "ParentNotAccepted"
+LISTENER_SET_PROGRAMMED_LISTENERS_NOT_VALID = "ListenersNotValid"
+LISTENER_SET_PROGRAMMED_PARENT_NOT_PROGRAMMED = "ParentNotProgrammed"
+LISTENER_SET_PROGRAMMED_PENDING = "Pending"
+
+
+def listener_set_accepted() -> Condition:
+    return Condition(ACCEPTED, "True", LISTENER_SET_ACCEPTED_ACCEPTED, "ListenerSet is accepted")
+
+
+def listener_set_accepted_listeners_not_valid(message: str) -> Condition:
+    """Accepted=True although some listener entries are not valid."""
+    return Condition(ACCEPTED, "True", LISTENER_SET_ACCEPTED_LISTENERS_NOT_VALID, message)
+
+
+def listener_set_not_accepted(reason: str, message: str) -> Condition:
+    """Accepted=False; reason is one of the LISTENER_SET_ACCEPTED_* constants."""
+    return Condition(ACCEPTED, "False", reason, message)
+
+
+def listener_set_programmed() -> Condition:
+    return Condition(
+        PROGRAMMED, "True", LISTENER_SET_PROGRAMMED_PROGRAMMED, "ListenerSet is serving traffic"
+    )
+
+
+def listener_set_not_programmed(reason: str, message: str) -> Condition:
+    """Programmed=False; reason is one of the LISTENER_SET_PROGRAMMED_* constants."""
+    return Condition(PROGRAMMED, "False", reason, message)
+
+
+def listener_set_programmed_pending() -> Condition:
+    return Condition(
+        PROGRAMMED, "Unknown", LISTENER_SET_PROGRAMMED_PENDING, "Waiting for the data plane"
+    )
+
+
+def listener_not_programmed_conflicted(reason: str, message: str) -> Condition:
+    """Programmed=False for a conflicted listener, with the conflict's reason."""
+    return Condition(PROGRAMMED, "False", reason, message)
