@@ -32,7 +32,7 @@ from turnout.ir import build as ir_build
 from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
-from turnout.status.compute import DataPlaneFeedback, StatusClock, compute
+from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute
 from turnout.util.collector import collector_paused, freeze_loaded
 from turnout.workers import WorkerSet
 
@@ -194,6 +194,8 @@ class Pipeline:
     source: FileSource = field(init=False)
     allocator: AddressAllocator = field(init=False)
     clock: StatusClock = field(default_factory=StatusClock)
+    # Route status items of unchanged routes are reused (with this clock only).
+    status_cache: RouteStatusCache = field(default_factory=RouteStatusCache)
     version: int = 0
     # Long-running processes: keep the first load's objects out of every later garbage
     # collection (turnout.util.collector explains why).
@@ -225,7 +227,13 @@ class Pipeline:
         self, loaded: LoadResult, built: Graph, feedback: DataPlaneFeedback
     ) -> list[dict[str, Any]]:
         return compute(
-            loaded.snapshot, built, feedback, self.clock, supported_features(), loaded.statuses()
+            loaded.snapshot,
+            built,
+            feedback,
+            self.clock,
+            supported_features(),
+            loaded.statuses(),
+            cache=self.status_cache,
         )
 
 

@@ -74,14 +74,18 @@ def compute(
     clock: StatusClock,
     supported_features: list[str],
     input_status: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
+    cache: RouteStatusCache | None = None,
 ) -> list[dict[str, Any]]:
     """Every GatewayClass, Gateway, HTTPRoute, GRPCRoute and BackendTLSPolicy, with status.
 
     `input_status` is the status each object came with, by (kind, namespace, name)
     (namespace "" for cluster-scoped kinds): kept for objects that are not ours and for
-    route parent entries of other controllers.
+    route parent entries of other controllers. `cache` (kept across calls with the same
+    `clock`) lets unchanged routes reuse their items; the result is the same without it.
     """
     given = input_status or {}
+    route_cache = cache if cache is not None else RouteStatusCache()
+    route_cache.begin()
 
     def _object(obj: TopLevelObject) -> dict[str, Any]:
         kind = type(obj).__name__  # the model classes are named after their kinds
@@ -120,11 +124,18 @@ def compute(
         (snapshot.grpc_routes, graph.grpc_routes),
     ):
         for key, route in sorted(routes.items()):
-            item = _object(route)
             route_node = nodes.get(key)
-            if route_node is not None and route_node.parents:
-                item["status"] = _route_status(graph.controller_name, item, route_node, clock)
-            items.append(item)
+            parents = route_node.parents if route_node is not None else []
+            status_given = given.get((type(route).__name__, *key))
+            reused = route_cache.reuse(route, status_given, parents)
+            if reused is None:
+                reused = _object(route)
+                if route_node is not None and parents:
+                    reused["status"] = _route_status(
+                        graph.controller_name, reused, route_node, clock
+                    )
+                route_cache.store(route, status_given, parents, reused)
+            items.append(reused)
     for key, policy in sorted(snapshot.backend_tls_policies.items()):
         item = _object(policy)
         policy_node = graph.backend_tls_policies.get(key)
@@ -181,6 +192,62 @@ def _policy_status(
         )
     # PolicyStatus.Ancestors holds at most 16 entries; ours are kept first.
     return {"ancestors": (ours + others)[:16]}
+
+
+class RouteStatusCache:
+    """Route status items of the previous `compute`, reused while nothing in them changed.
+
+    A route's item is a function of the route object, the status it was written with,
+    and the conditions of our parentRefs (lastTransitionTime only moves when a
+    condition's status does). The file source hands out the very same frozen route
+    object and status dict while a file is unchanged, so those two are compared by
+    identity (held here, so an id is never recycled) and the conditions by value. At
+    thousands of routes this spares re-dumping every unchanged route on each reload.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, _CachedItem] = {}
+        self._current: dict[int, _CachedItem] = {}
+
+    def begin(self) -> None:
+        """Start a compute: what the last one stored is what can be reused."""
+        self._previous, self._current = self._current, {}
+
+    def reuse(
+        self, route: TopLevelObject, given: Mapping[str, Any] | None, parents: list[ParentStatus]
+    ) -> dict[str, Any] | None:
+        """The item computed last time, if nothing it is made of changed; else None."""
+        cached = self._previous.get(id(route))
+        if (
+            cached is None
+            or cached.route is not route
+            or cached.given is not given
+            or cached.conditions != _conditions_of(parents)
+        ):
+            return None
+        self._current[id(route)] = cached
+        return cached.item
+
+    def store(
+        self,
+        route: TopLevelObject,
+        given: Mapping[str, Any] | None,
+        parents: list[ParentStatus],
+        item: dict[str, Any],
+    ) -> None:
+        self._current[id(route)] = _CachedItem(route, given, _conditions_of(parents), item)
+
+
+def _conditions_of(parents: list[ParentStatus]) -> tuple[tuple[Condition, ...], ...]:
+    return tuple(tuple(parent.conditions) for parent in parents)
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedItem:
+    route: TopLevelObject  # keeps id(route) from being reused while cached
+    given: Mapping[str, Any] | None
+    conditions: tuple[tuple[Condition, ...], ...]
+    item: dict[str, Any]
 
 
 def _as_written(obj: TopLevelObject, status: Mapping[str, Any] | None) -> dict[str, Any]:
