@@ -225,3 +225,26 @@ def test_one_route_changes_and_the_others_stay(tree: Path) -> None:
     (tree / "route-web-1.yaml").unlink()
     routes, config = reload_matches_fresh(p, tree)
     assert "web1" not in routes and b"httproute/apps/web1/" not in config
+
+
+def test_unchanged_virtual_hosts_are_the_very_same_objects(tree: Path) -> None:
+    """The data plane reuses compiled virtual hosts by identity: an unchanged one must be
+    handed over as the same object, a changed one as a new one."""
+    p = pipeline(tree)
+    _, _, first = p.compile()
+    write(tree / "route-web-1.yaml", route("web1", "other", "db"))
+    _, _, second = p.compile()
+
+    def vhosts(config: ir.Config) -> dict[str, ir.VirtualHost]:
+        (listener,) = config.gateways[0].listeners
+        return {vhost.hostname: vhost for vhost in listener.virtual_hosts}
+
+    before, after = vhosts(first), vhosts(second)
+    assert (
+        before.keys()
+        == after.keys()
+        == {"web0.example.com", "web1.example.com", "web2.example.com", "db.example.com"}
+    )
+    assert after["web0.example.com"] is before["web0.example.com"]
+    assert after["web1.example.com"] is not before["web1.example.com"]
+    assert after["web1.example.com"] != before["web1.example.com"]

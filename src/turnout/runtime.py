@@ -29,6 +29,7 @@ from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
 from turnout.graph.model import Graph, Key
 from turnout.ir import build as ir_build
+from turnout.ir.reuse import BuildCache
 from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
@@ -196,6 +197,8 @@ class Pipeline:
     clock: StatusClock = field(default_factory=StatusClock)
     # Route status items of unchanged routes are reused (with this clock only).
     status_cache: RouteStatusCache = field(default_factory=RouteStatusCache)
+    # IR rules and virtual hosts of unchanged routes are reused.
+    ir_cache: BuildCache = field(default_factory=BuildCache)
     version: int = 0
     # Long-running processes: keep the first load's objects out of every later garbage
     # collection (turnout.util.collector explains why).
@@ -220,7 +223,12 @@ class Pipeline:
             unusable_addresses=assignment.unusable,
         )
         self.version += 1
-        config = ir_build.build(built, port_offset=self.options.port_offset, version=self.version)
+        config = ir_build.build(
+            built,
+            port_offset=self.options.port_offset,
+            version=self.version,
+            cache=self.ir_cache,
+        )
         return loaded, built, config
 
     def status(

@@ -20,6 +20,7 @@ HTTPRoute and a GRPCRoute whose hostnames intersect on a listener (GEP-1016).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, 
 from turnout.graph.routes import parse_retry
 from turnout.ir import grpcroute
 from turnout.ir import model as ir
+from turnout.ir.reuse import BuildCache, KeyedRule, RouteRules, SortKey
 from turnout.resources.grpcroute import (
     GRPCHeaderMatch,
     GRPCRouteFilter,
@@ -50,11 +52,12 @@ from turnout.util.duration import optional_timeout
 
 _PATH_ORDER = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
 
-SortKey = tuple[object, ...]
-KeyedRule = tuple[SortKey, ir.HTTPRouteRule]
 
-
-def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
+def build(
+    graph: Graph, *, port_offset: int = 0, version: int = 0, cache: BuildCache | None = None
+) -> ir.Config:
+    """The IR of ``graph``. ``cache`` (kept by the caller across builds) lets unchanged
+    routes and virtual hosts reuse last build's work; the IR is the same without it."""
     clusters = {
         name: ir.Cluster(
             name,
@@ -64,9 +67,10 @@ def build(graph: Graph, *, port_offset: int = 0, version: int = 0) -> ir.Config:
         )
         for name, endpoints in sorted(graph.clusters.items())
     }
-    compiled: dict[int, list[KeyedRule]] = {}  # id(route node) -> its IR rules
+    memo = cache if cache is not None else BuildCache()
+    memo.begin()
     gateways = [
-        _gateway(gateway, port_offset, compiled)
+        _gateway(gateway, port_offset, memo)
         for gateway in graph.gateways.values()
         if gateway.accepted and gateway.address is not None
     ]
@@ -92,12 +96,10 @@ def _upstream_tls(settings: UpstreamTLSSettings | None) -> ir.UpstreamTLS | None
     )
 
 
-def _gateway(
-    gateway: GatewayNode, port_offset: int, compiled: dict[int, list[KeyedRule]]
-) -> ir.Gateway:
+def _gateway(gateway: GatewayNode, port_offset: int, memo: BuildCache) -> ir.Gateway:
     assert gateway.address is not None
     listeners = tuple(
-        _listener(listener, gateway.address, port_offset, compiled)
+        _listener(listener, gateway.address, port_offset, memo)
         for listener in gateway.all_listeners  # with those of attached ListenerSets
         if listener.servable
     )
@@ -105,18 +107,22 @@ def _gateway(
 
 
 def _listener(
-    listener: ListenerNode, address: str, port_offset: int, compiled: dict[int, list[KeyedRule]]
+    listener: ListenerNode, address: str, port_offset: int, memo: BuildCache
 ) -> ir.Listener:
-    groups: dict[str, list[KeyedRule]] = defaultdict(list)
+    groups: dict[str, list[RouteRules]] = defaultdict(list)
     for route, route_hostnames in listener.routes:
-        rules = compiled.get(id(route))
-        if rules is None:
-            rules = compiled[id(route)] = _route_rules(route)
+        entry = memo.route_rules(
+            route.obj,
+            route.rules,
+            functools.partial(_route_rules, route),
+            functools.partial(_hostname_rank, route.obj.spec.hostnames),
+        )
         for hostname in route_hostnames:
-            rank = _hostname_rank(route, hostname)
-            groups[hostname].extend(((*rank, *key), rule) for key, rule in rules)
-    for rules in groups.values():
-        rules.sort(key=lambda keyed: keyed[0])
+            groups[hostname].append(entry)
+    ordered = {
+        hostname: memo.sorted_group(listener.ir_name, hostname, entries)
+        for hostname, entries in groups.items()
+    }
     return ir.Listener(
         name=listener.ir_name,
         address=address,
@@ -124,7 +130,7 @@ def _listener(
         spec_port=listener.spec.port,
         protocol="HTTPS" if listener.spec.protocol == "HTTPS" else "HTTP",
         hostname=listener.spec.hostname,
-        virtual_hosts=_virtual_hosts(groups),
+        virtual_hosts=_virtual_hosts(listener.ir_name, ordered, memo),
         tls=_listener_tls(listener),
     )
 
@@ -145,7 +151,7 @@ def _listener_tls(listener: ListenerNode) -> ir.ListenerTLS | None:
     )
 
 
-def _hostname_rank(route: RouteNode, effective: str) -> tuple[int, int]:
+def _hostname_rank(route_hostnames: list[str], effective: str) -> tuple[int, int]:
     """Hostname precedence of a route's rules under one effective hostname.
 
     HTTPRoute.Hostnames: among routes with intersecting hostnames, precedence goes to
@@ -155,32 +161,42 @@ def _hostname_rank(route: RouteNode, effective: str) -> tuple[int, int]:
     names `very.specific.com` itself; a route without hostnames ranks last.
     """
     own = [
-        h.lower()
-        for h in route.obj.spec.hostnames
-        if hostnames.intersect(effective, h.lower()) is not None
+        h.lower() for h in route_hostnames if hostnames.intersect(effective, h.lower()) is not None
     ]
     return min((hostnames.specificity(h) for h in own), default=hostnames.specificity(None))
 
 
-def _virtual_hosts(groups: dict[str, list[KeyedRule]]) -> tuple[ir.VirtualHost, ...]:
-    """Each virtual host holds every rule a request for it may match, in order."""
-    wildcards = sorted((h for h in groups if hostnames.is_wildcard(h)), key=hostnames.specificity)
-    catch_all = [rule for _, rule in groups.get(hostnames.ANY, [])]
+def _virtual_hosts(
+    listener: str, groups: dict[str, tuple[ir.HTTPRouteRule, ...]], memo: BuildCache
+) -> tuple[ir.VirtualHost, ...]:
+    """Each virtual host holds every rule a request for it may match, in order: its own
+    rules, then those of the wildcards that cover it (most specific first), then the
+    catch-all's."""
+    catch_all = groups.get(hostnames.ANY, ())
     result = []
+    parts: tuple[tuple[ir.HTTPRouteRule, ...], ...]
     for hostname in sorted(groups, key=lambda h: (hostnames.specificity(h), h)):
         if hostname == hostnames.ANY:
-            routes = catch_all
+            parts = (catch_all,)
         else:
-            routes = [rule for _, rule in groups[hostname]]
-            for wildcard in wildcards:
-                if wildcard != hostname and hostnames.matches(wildcard, hostname):
-                    routes.extend(rule for _, rule in groups[wildcard])
-            routes.extend(catch_all)
-        result.append(ir.VirtualHost(hostname, tuple(routes)))
+            covering = (groups[w] for w in _covering_wildcards(hostname) if w in groups)
+            parts = (groups[hostname], *covering, catch_all)
+        result.append(memo.virtual_host(listener, hostname, parts))
     return tuple(result)
 
 
+def _covering_wildcards(hostname: str) -> list[str]:
+    """The wildcards that match ``hostname`` other than itself, longest first: one per
+    label boundary ("a.b.c" -> "*.b.c", "*.c"), which is what hostnames.matches says."""
+    return [
+        wildcard
+        for i, char in enumerate(hostname)
+        if char == "." and i > 0 and (wildcard := "*" + hostname[i:]) != hostname
+    ]
+
+
 def _route_rules(route: RouteNode) -> list[KeyedRule]:
+    """Reads only ``route.obj`` and ``route.rules``: the BuildCache checks exactly those."""
     meta = route.obj.metadata
     age = meta.creation_timestamp or "~"  # unknown age sorts last
     prefix = route.kind.lower()  # "httproute" / "grpcroute"
