@@ -15,7 +15,8 @@ Per request the data plane does::
     target = rule.forward.choose()               # weighted choice
 
 A ``RouteTable`` is immutable once built; swapping configurations means building a new one
-and replacing a reference, which is atomic for requests already routed.
+and replacing a reference, which is atomic for requests already routed. Virtual hosts that
+did not change keep their compiled ``VirtualHostTable`` (:mod:`turnout.dataplane.reuse`).
 
 All regexes use re2 ``fullmatch`` semantics (what Envoy does for safe_regex), for paths,
 header values and query parameter values alike.
@@ -36,6 +37,7 @@ from turnout.dataplane.policy import RoutePolicy, compile_policy
 from turnout.ir.model import StringMatchType
 
 if TYPE_CHECKING:
+    from turnout.dataplane.reuse import CompiledHosts
     from turnout.dataplane.upstream import UpstreamCluster
 
 T = TypeVar("T")
@@ -398,12 +400,17 @@ class RouteTable:
 # --- compilation ------------------------------------------------------------------------------
 
 
-def compile_routes(config: ir.Config, clusters: Mapping[str, UpstreamCluster]) -> RouteTable:
+def compile_routes(
+    config: ir.Config,
+    clusters: Mapping[str, UpstreamCluster],
+    reuse: CompiledHosts | None = None,
+) -> RouteTable:
     """Build the lookup tables for the HTTP listeners of ``config``.
 
     ``clusters`` maps cluster names to the data plane's upstream objects. Problems (a bad
     regex, a missing cluster) are collected in ``RouteTable.errors``; the offending rule
-    answers 500 instead of failing the whole configuration.
+    answers 500 instead of failing the whole configuration. ``reuse`` (kept by the caller,
+    ``begin()`` once per configuration) hands back unchanged virtual hosts' tables.
     """
     table = RouteTable(config.version)
     for gateway in config.gateways:
@@ -414,19 +421,39 @@ def compile_routes(config: ir.Config, clusters: Mapping[str, UpstreamCluster]) -
             socket_table = table.sockets.get(key)
             if socket_table is None:
                 socket_table = table.sockets[key] = SocketTable()
-            compiled = compile_listener(listener, clusters, table.errors)
+            compiled = compile_listener(listener, clusters, table.errors, reuse)
             socket_table.listeners.add(listener.hostname, compiled)
     return table
 
 
 def compile_listener(
-    listener: ir.Listener, clusters: Mapping[str, UpstreamCluster], errors: list[str]
+    listener: ir.Listener,
+    clusters: Mapping[str, UpstreamCluster],
+    errors: list[str],
+    reuse: CompiledHosts | None = None,
 ) -> ListenerTable:
+    """``reuse``: compiled virtual hosts of the previous configuration (see
+    ``turnout.dataplane.reuse``); the tables are the same without it."""
     vhosts: HostMap[VirtualHostTable] = HostMap()
     for vhost in listener.virtual_hosts:
-        rules = tuple(_compile_rule(rule, listener, clusters, errors) for rule in vhost.routes)
-        vhosts.add(vhost.hostname, VirtualHostTable(rules))
+        if reuse is None:
+            table = compile_virtual_host(vhost, listener, clusters, errors)
+        else:
+            table = reuse.virtual_host(listener, vhost, clusters, errors, compile_virtual_host)
+        vhosts.add(vhost.hostname, table)
     return ListenerTable(listener.name, vhosts)
+
+
+def compile_virtual_host(
+    vhost: ir.VirtualHost,
+    listener: ir.Listener,
+    clusters: Mapping[str, UpstreamCluster],
+    errors: list[str],
+) -> VirtualHostTable:
+    """Reads only its arguments, and clusters by name (what CompiledHosts checks)."""
+    return VirtualHostTable(
+        tuple(_compile_rule(rule, listener, clusters, errors) for rule in vhost.routes)
+    )
 
 
 def _compile_rule(

@@ -29,6 +29,7 @@ from turnout import ir
 from turnout.dataplane import tls
 from turnout.dataplane.http1 import ClientConnection, SocketState
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.reuse import CompiledHosts
 from turnout.dataplane.router import (
     ListenerTable,
     RouteTable,
@@ -69,6 +70,9 @@ class DataPlane:
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._certificates = tls.CertificateCache()
+        # Kept across configurations: unchanged parts are not compiled again.
+        self._cluster_objects: dict[str, tuple[ir.Cluster, UpstreamCluster]] = {}
+        self._compiled_hosts = CompiledHosts()
 
     @property
     def table(self) -> RouteTable | None:
@@ -78,8 +82,9 @@ class DataPlane:
     async def apply(self, config: ir.Config) -> dict[str, str | None]:
         """Serve ``config``; per listener name, None when serving or why it is not."""
         async with self._lock:
-            clusters, cluster_errors = self._clusters(config)  # pools outlive configs
-            table = compile_routes(config, clusters)
+            clusters, cluster_errors = self._kept_clusters(config)  # pools outlive configs
+            self._compiled_hosts.begin()
+            table = compile_routes(config, clusters, self._compiled_hosts)
             table.errors.extend(cluster_errors)
             tls_errors = self._add_tls_sockets(config, clusters, table)
             bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
@@ -120,6 +125,19 @@ class DataPlane:
 
     # --- apply phases ---------------------------------------------------------------------------
 
+    def _kept_clusters(self, config: ir.Config) -> tuple[dict[str, UpstreamCluster], list[str]]:
+        """``_clusters``, keeping the previous object of each cluster whose IR is
+        unchanged, so compiled virtual hosts that use it can be kept too (reuse.py)."""
+        clusters, errors = self._clusters(config)
+        for name, cluster in config.clusters.items():
+            kept = self._cluster_objects.get(name)
+            if kept is not None and kept[0] == cluster:
+                clusters[name] = kept[1]
+        self._cluster_objects = {
+            name: (config.clusters[name], upstream) for name, upstream in clusters.items()
+        }
+        return clusters, errors
+
     def _clusters(self, config: ir.Config) -> tuple[dict[str, UpstreamCluster], list[str]]:
         clusters = {}
         errors: list[str] = []
@@ -155,7 +173,9 @@ class DataPlane:
         for gateway in config.gateways:
             for listener in gateway.listeners:
                 if listener.protocol == "HTTPS":
-                    compiled[listener.name] = compile_listener(listener, clusters, table.errors)
+                    compiled[listener.name] = compile_listener(
+                        listener, clusters, table.errors, self._compiled_hosts
+                    )
         sockets, errors = self._certificates.build(config, compiled)
         for key, socket_table in sockets.items():
             if key in table.sockets:  # the graph rejects this within a Gateway (ProtocolConflict)
