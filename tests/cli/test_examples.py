@@ -39,3 +39,20 @@ def test_starwars_checks_clean(runner: CliRunner, episode: str) -> None:
             "Accepted": "True",
             "ResolvedRefs": "True",
         }
+
+
+def test_grpc_example_checks_clean(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["check", "-o", "json", "-f", str(EXAMPLES / "grpc")])
+    assert result.stderr == ""
+    assert result.exit_code == 0
+    items = json.loads(result.stdout)["items"]
+    gateway = next(i for i in items if i["kind"] == "Gateway")
+    (listener,) = gateway["status"]["listeners"]
+    assert listener["attachedRoutes"] == 1
+    assert {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"} in listener["supportedKinds"]
+    route = next(i for i in items if i["kind"] == "GRPCRoute")
+    (parent,) = route["status"]["parents"]
+    assert {c["type"]: c["status"] for c in parent["conditions"]} == {
+        "Accepted": "True",
+        "ResolvedRefs": "True",
+    }
