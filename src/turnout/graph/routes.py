@@ -410,6 +410,10 @@ def _count_attached(nodes: Sequence[RouteNode]) -> None:
                 listener.routes.append((node, hosts))
 
 
+# The two kinds GEP-1016 forbids to share a hostname on a listener ("Cross Serving").
+_CROSS_SERVED = frozenset({"HTTPRoute", "GRPCRoute"})
+
+
 def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
     """An HTTPRoute and a GRPCRoute must not share a hostname on one listener.
 
@@ -421,7 +425,7 @@ def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
     and stays Accepted, saying which listeners it lost, otherwise.
     """
     claimed: dict[int, list[tuple[RouteNode, list[str]]]] = defaultdict(list)
-    for node in sorted(nodes, key=_age):
+    for node in sorted((n for n in nodes if n.kind in _CROSS_SERVED), key=_age):
         for parent in node.parents:
             kept: list[tuple[ListenerNode, list[str]]] = []
             lost: list[str] = []
