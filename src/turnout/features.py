@@ -6,7 +6,7 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
-backend h2c and WebSocket, infrastructure propagation,
+backend h2c, infrastructure propagation,
 GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
 """
 
@@ -69,6 +69,11 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteBackendURLRewrite": (
         f"{_BACKEND_FILTERS}::test_backend_url_rewrite",
         f"{_BACKEND_FILTERS}::test_backend_url_rewrite_only_for_its_backend",
+    ),
+    "HTTPRouteBackendProtocolWebSocket": (
+        "tests/e2e/test_features_websocket.py::test_websocket_backend_protocol",
+        "tests/e2e/test_features_websocket.py::test_websocket_stays_open_across_reload",
+        "tests/dataplane/test_upgrade.py",
     ),
     "HTTPRouteBackendRequestRedirect": (
         f"{_BACKEND_FILTERS}::test_backend_request_redirect",

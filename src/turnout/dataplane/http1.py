@@ -35,6 +35,11 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
   while too many bytes wait for a not-yet-attached upstream or too many pipelined
   requests are queued. ``ClientConnection._paused`` is a bit set of these reasons; the
   transport is paused iff it is non-zero.
+* **Upgrade.** A request with ``Connection: upgrade`` and ``Upgrade`` (a WebSocket
+  handshake) and no body is forwarded with both headers; llhttp parses nothing after it,
+  so the connection is not kept alive. A ``101`` from the backend is relayed and both
+  connections become a byte tunnel (:mod:`turnout.dataplane.tunnel`); any other answer
+  is relayed as a normal response, then the connection closes.
 * **Failures.** No exception leaves a callback. Upstream connect failure or a reset
   before the response head gives 503 (a malformed response head: 502); after the head,
   the client connection is aborted (the only honest signal left). A request on a reused upstream connection without a
@@ -60,6 +65,7 @@ from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
+from turnout.dataplane.tunnel import Tunnel
 from turnout.dataplane.upstream import (
     HIGH_WATER,
     LOW_WATER,
@@ -135,6 +141,8 @@ class ClientConnection(asyncio.Protocol):
         self.draining = False
         self._feeding = False
         self._dirty: list[Exchange] = []  # exchanges with upstream bytes to flush after a feed
+        self.upgrade_rest = b""  # bytes after an upgrade request's head: tunnel data
+        self.tunnel: Tunnel | None = None  # after a 101: the connection is a byte tunnel
         # per request, while its head is parsed
         self._in_head = True
         self._head_bytes = 0
@@ -183,8 +191,11 @@ class ClientConnection(asyncio.Protocol):
         self._feeding = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # Upgrade is not supported: the request was served as a plain one, then close
+        except httptools.HttpParserUpgrade as upgrade:
+            # llhttp stops after a request with Connection: upgrade. PAUSE_DONE is set (such
+            # a request never keeps the connection alive); what followed its head belongs
+            # to the protocol it switches to, if the backend agrees (see tunnel.py).
+            self.upgrade_rest = data[upgrade.args[0] :]
         except httptools.HttpParserError as exc:
             if not self._paused & PAUSE_DONE:
                 reject = exc.__context__
@@ -364,15 +375,43 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()  # type: ignore[union-attr]
 
     def abort(self) -> None:
-        if self.transport is not None:
+        if self.tunnel is not None:
+            self.tunnel.abort()
+        elif self.transport is not None:
             self._open = False
             self.transport.abort()
 
     def shutdown(self) -> None:
-        """Graceful stop: close now when idle, else after the exchanges in flight."""
+        """Graceful stop: close now when idle, else after the exchanges in flight; a
+        tunnel (an upgraded connection) is closed now: it has no end of its own."""
         self.draining = True
-        if not self.exchanges:
+        if self.tunnel is not None:
+            self.tunnel.close()
+        elif not self.exchanges:
             self.close()
+
+    def start_tunnel(self, upstream: asyncio.Transport, to_client: bytes) -> None:
+        """The upstream switched protocols: splice the two connections (tunnel.py)."""
+        self.exchanges.clear()  # the upgrade request was the last one read
+        self._timing = _TIMING_BUSY
+        self.deadline = 0.0  # not idle, whatever happens on it
+        tunnel = Tunnel(self.transport, upstream, self._tunnel_closed)  # type: ignore[arg-type]
+        self.tunnel = tunnel
+        rest = self.upgrade_rest
+        self.upgrade_rest = b""
+        tunnel.start(
+            to_upstream=rest,
+            to_client=to_client,
+            high_water=HIGH_WATER,
+            client_write_paused=self.write_paused,
+        )
+
+    def _tunnel_closed(self) -> None:
+        self._open = False
+        self.state.connections.discard(self)
+        if self.watchdog is not None:
+            self.watchdog.discard(self)
+            self.watchdog = None
 
     def _parse_failed(self, status: int) -> None:
         """Hostile or broken input: answer ``status`` after what is in flight, then close."""
@@ -409,7 +448,14 @@ def route_request(
         exchange.local_status(405)
         return
     if request.upgrade:
-        exchange.keep_alive = False  # served without the upgrade; the stream after it is lost
+        # Never kept alive: llhttp parses nothing after an upgrade request. A handshake
+        # (WebSocket...) without a body is passed on; the 101 turns the connection into a
+        # tunnel. Otherwise it is served as a plain request (h2c is HTTP/2's business,
+        # RFC 9113 3.1 drops it) and what follows is lost.
+        exchange.keep_alive = False
+        protocol = request.upgrade_protocol
+        if protocol is not None and not exchange.has_body and protocol.lower() != b"h2c":
+            exchange.upgrade = protocol
     path, sep, query = url.partition(b"?")
     vhost = client.lookup(request.host)
     if vhost is None:
@@ -518,7 +564,9 @@ def _forward(
         if request.xff is None
         else msg.forwarded_headers(client.client_ip, request.xff, client.scheme)
     )
-    head = msg.request_head(method, url, host, headers, forwarded, request.chunked)
+    head = msg.request_head(
+        method, url, host, headers, forwarded, request.chunked, exchange.upgrade
+    )
     exchange.forward(pool, head, target, request.chunked)
     if target.mirrors:
         _start_mirrors(exchange, target, head)
@@ -569,7 +617,9 @@ class Exchange:
         "target",
         "upstream",
         "upstream_framed",
+        "switching",
         "upstream_keep",
+        "upgrade",
     )
 
     def __init__(self, client: ClientConnection, *, keep_alive: bool, http10: bool) -> None:
@@ -602,6 +652,9 @@ class Exchange:
         self.upstream_framed = True
         self.upstream_keep = False
         self.client_out: list[bytes] = []
+        # Upgrade requested (the Upgrade value); set once the 101 is relayed: switching
+        self.upgrade: bytes | None = None
+        self.switching = False
 
     # --- set up by route_request -------------------------------------------------------------
 
@@ -783,6 +836,14 @@ class Exchange:
             run.schedule_retry()
             return False
         target = self.target
+        if status == 101 and self.upgrade is not None:
+            # The backend accepts the upgrade: relay the 101; the tunnel starts when the
+            # upstream parser stops at the end of this head (upstream_upgraded).
+            edits = () if target is None else target.response_edits
+            self.client_out.append(msg.switching_protocols_head(headers, self.upgrade, edits))
+            self.switching = True
+            self.response_started = True
+            return False
         head = msg.ResponseHead(
             status,
             headers,
@@ -813,9 +874,9 @@ class Exchange:
             self.client_out.append(data)
 
     def response_complete(self) -> None:
-        if self.interim:
+        if self.interim or self.switching:
             self.interim = False
-            return
+            return  # a 1xx: the final head follows; a 101: the tunnel, via upstream_upgraded
         if self.body_mode == msg.BODY_CHUNKED:
             self.client_out.append(msg.LAST_CHUNK)
         self.upstream_flush()
@@ -829,6 +890,19 @@ class Exchange:
         if not self.request_done:
             self.keep_alive = False  # the rest of the request body cannot be skipped safely
         self._finish()
+
+    def upstream_upgraded(self, transport: asyncio.Transport, rest: bytes) -> bool:
+        """The upstream switched protocols (after the 101 relayed by response_head): take
+        its transport for a tunnel with the client; ``rest`` is what followed the 101."""
+        if not self.switching or self.response_done:
+            return False
+        self.upstream_flush()  # the 101 head
+        self.response_done = True
+        self.upstream = None
+        if self.run is not None:
+            self.run.cancel()  # route timeouts end with the HTTP exchange (GEP-1742)
+        self.client.start_tunnel(transport, rest)
+        return True
 
     def upstream_flush(self) -> None:
         out = self.client_out

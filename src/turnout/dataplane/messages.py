@@ -143,6 +143,7 @@ class RequestHeaders:
         "invalid",
         "kept",
         "upgrade",
+        "upgrade_protocol",
         "xff",
     )
 
@@ -154,6 +155,7 @@ class RequestHeaders:
         content_length = False
         connection_tokens: list[bytes] | None = None
         upgrade = False
+        upgrade_value = b""
         invalid = False
         host_count = 0
         for name, value in raw:
@@ -177,6 +179,7 @@ class RequestHeaders:
                 connection_tokens = (connection_tokens or []) + tokens
             elif lname == b"upgrade":
                 upgrade = True
+                upgrade_value = value if not upgrade_value else upgrade_value + b", " + value
         if connection_tokens:
             drop = set(connection_tokens) - {b"close", b"keep-alive", b"upgrade", b""}
             if drop:
@@ -187,6 +190,12 @@ class RequestHeaders:
         self.chunked = chunked
         self.content_length = content_length
         self.upgrade = upgrade
+        # RFC 9110 7.8: an upgrade is requested only with "upgrade" in Connection too.
+        self.upgrade_protocol = (
+            upgrade_value.strip()
+            if upgrade and connection_tokens and b"upgrade" in connection_tokens
+            else None
+        )
         self.host_count = host_count
         self.invalid = invalid or host_count > 1 or (host_count == 1 and not valid_host(host))
 
@@ -204,14 +213,18 @@ def request_head(
     headers: list[Header],
     forwarded: bytes,
     chunked: bool,
+    upgrade: bytes | None = None,
 ) -> bytes:
-    """The head sent upstream: always HTTP/1.1 with keep-alive (the pool reuses it)."""
+    """The head sent upstream: always HTTP/1.1 with keep-alive (the pool reuses it), or
+    asking for ``upgrade`` (a WebSocket handshake passed on)."""
     parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
     for _lname, name, value in headers:
         parts += (name, b": ", value, b"\r\n")
     parts.append(forwarded)
     if chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
+    if upgrade is not None:
+        parts += (b"connection: upgrade\r\nupgrade: ", upgrade, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
 
@@ -297,6 +310,30 @@ class ResponseHead:
         self.keep_alive = keep_alive
         # Whether the upstream's message has its own end (else it ends at upstream EOF).
         self.upstream_framed = has_length or upstream_chunked or body_mode == BODY_NONE
+
+
+def switching_protocols_head(
+    raw: list[tuple[bytes, bytes]], requested: bytes, edits: tuple[HeaderEdit, ...]
+) -> bytes:
+    """The 101 head relayed to the client when the upstream accepted an upgrade.
+
+    End-to-end headers (Sec-WebSocket-Accept...) are filtered and edited as in any
+    response; Connection and Upgrade are hop-by-hop, so they are written afresh, with
+    the upstream's Upgrade value (``requested`` if it sent none).
+    """
+    protocol = requested
+    for name, value in raw:
+        if name.lower() == b"upgrade":
+            protocol = value
+    drop: set[bytes] = set()
+    for name, value in raw:
+        if name.lower() == b"connection":
+            drop |= {t.strip().lower() for t in value.split(b",")}
+    parts = [status_line(101)]
+    for _lname, name, value in _filtered(raw, drop, None, edits):
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"connection: upgrade\r\nupgrade: ", protocol, b"\r\n\r\n")
+    return b"".join(parts)
 
 
 def _filtered(

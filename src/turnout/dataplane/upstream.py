@@ -103,6 +103,8 @@ class UpstreamConnection(asyncio.Protocol):
                     raise UpstreamProtocolError("response head too large")
         except Exception as exc:  # httptools.HttpParserError, or a bug in a callback
             self._feeding = self._release_pending = False
+            if isinstance(exc, httptools.HttpParserUpgrade) and self._switch(data[exc.args[0] :]):
+                return
             current = self.user
             self.close()  # forgets the user: report to it here, not in connection_lost
             if current is not None:
@@ -218,6 +220,20 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.abort()
+
+    def _switch(self, rest: bytes) -> bool:
+        """A ``101 Switching Protocols`` was parsed: offer the transport to the user (an
+        exchange that asked for the upgrade takes it for a tunnel); ``rest`` is what
+        followed the 101 head. Once taken, this connection object is done with."""
+        takeover = getattr(self.user, "upstream_upgraded", None)
+        transport = self.transport
+        if takeover is None or transport is None or not takeover(transport, rest):
+            return False
+        self.user = None
+        self.transport = None
+        self.closed = True
+        self.pool.discard(self)
+        return True
 
     def _lost(self, exc: BaseException | None) -> None:
         user = self.user
