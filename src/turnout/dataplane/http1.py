@@ -614,12 +614,12 @@ class Exchange:
         "response_started",
         "retried",
         "run",
+        "switching",
         "target",
+        "upgrade",
         "upstream",
         "upstream_framed",
-        "switching",
         "upstream_keep",
-        "upgrade",
     )
 
     def __init__(self, client: ClientConnection, *, keep_alive: bool, http10: bool) -> None:
