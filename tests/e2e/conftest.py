@@ -200,6 +200,7 @@ def stop_turnouts(started: list[Turnout]) -> None:
             t.process.wait(10)
         except subprocess.TimeoutExpired:
             t.process.kill()
+            t.process.wait(10)  # reaped, or Popen's ResourceWarning fails a later test
 
 
 @pytest.fixture
