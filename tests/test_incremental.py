@@ -169,7 +169,7 @@ def test_service_removed_then_back(tree: Path) -> None:
 def test_service_port_protocol_changes(tree: Path) -> None:
     p = pipeline(tree)
     state(p)
-    write(tree / "web.yaml", service("apps", "web", "10.0.0.1", app_protocol="kubernetes.io/ws"))
+    write(tree / "web.yaml", service("apps", "web", "10.0.0.1", app_protocol="kubernetes.io/wss"))
     routes, _ = reload_matches_fresh(p, tree)
     assert condition(routes, "web1", "ResolvedRefs") == ("False", "UnsupportedProtocol")
 

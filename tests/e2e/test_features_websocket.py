@@ -9,6 +9,7 @@ before a configuration reload keeps working after it, also with worker processes
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,9 @@ def start_ws_echo() -> WebSocketEcho:
         for message in conn:
             conn.send(message)
 
-    server = serve(handler, "127.0.0.1", 0)
+    quiet = logging.getLogger("tests.e2e.ws-echo")
+    quiet.setLevel(logging.WARNING)  # not "server listening" on every start
+    server = serve(handler, "127.0.0.1", 0, logger=quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return WebSocketEcho(server, paths)
 
