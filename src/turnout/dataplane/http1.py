@@ -55,7 +55,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from typing import cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
@@ -74,7 +74,12 @@ from turnout.dataplane.upstream import (
     UpstreamProtocolError,
 )
 
+if TYPE_CHECKING:
+    from turnout.dataplane import http2
+
 log = logging.getLogger(__name__)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4
 
 # Reasons for not reading from the client (bits of ClientConnection._paused).
 PAUSE_UPSTREAM_FULL = 1  # the upstream transport's write buffer is full
@@ -94,6 +99,13 @@ _HEAD = b"HEAD"
 _OPTIONS = b"OPTIONS"
 
 
+class ServedConnection(Protocol):
+    """A client connection as the server sees it (HTTP/1.1, or HTTP/2 after a hand-over)."""
+
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 class SocketState:
     """What the connections of one listening socket share; ``table`` is swapped on apply."""
 
@@ -102,7 +114,7 @@ class SocketState:
     def __init__(self, table: SocketTable, limits: Limits = DEFAULT_LIMITS) -> None:
         self.table = table
         self.limits = limits
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[ServedConnection] = set()
 
 
 class _StopParsing(Exception):
@@ -151,6 +163,9 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._receiving: Exchange | None = None  # whose body the parser is reading
+        # HTTP/2: the first bytes while they may be its connection preface; an h2c Upgrade.
+        self._preface: bytes | None = b""
+        self._h2c: http2.Upgrade | None = None
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -181,6 +196,10 @@ class ClientConnection(asyncio.Protocol):
         return self.state.table.lookup(raw_host)
 
     def data_received(self, data: bytes) -> None:
+        if self._preface is not None:  # only on the first bytes of a connection
+            data = self._check_preface(data)
+            if not data:
+                return
         if self._paused & PAUSE_DONE:
             return
         if self._timing == _TIMING_IDLE and self.watchdog is not None:
@@ -192,6 +211,9 @@ class ClientConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
+            if self._h2c is not None:  # the rest of the connection is HTTP/2
+                self.hand_over_to_h2(data[upgrade.args[0] :], self._h2c)
+                return
             # llhttp stops after a request with Connection: upgrade. PAUSE_DONE is set (such
             # a request never keeps the connection alive); what followed its head belongs
             # to the protocol it switches to, if the backend agrees (see tunnel.py).
@@ -217,6 +239,34 @@ class ClientConnection(asyncio.Protocol):
             for exchange in dirty:
                 exchange.flush_upstream()
             dirty.clear()
+
+    def _check_preface(self, data: bytes) -> bytes:
+        """HTTP/2 with prior knowledge (RFC 9113 3.3)? Returns the bytes left for HTTP/1.1."""
+        seen = self._preface + data if self._preface else data
+        size = min(len(seen), len(PREFACE))
+        if seen[:size] != PREFACE[:size]:
+            self._preface = None
+            return seen
+        if size < len(PREFACE):
+            self._preface = seen  # a prefix of it so far: wait for more
+            return b""
+        self._preface = None
+        self.hand_over_to_h2(seen)
+        return b""
+
+    def hand_over_to_h2(self, received: bytes, upgrade: http2.Upgrade | None = None) -> None:
+        """The client speaks HTTP/2: :mod:`turnout.dataplane.http2` serves the transport."""
+        from turnout.dataplane import http2  # not at import time: http2 builds on this module
+
+        if not self._open or self.transport is None:
+            return
+        self._open = False
+        self._paused |= PAUSE_DONE
+        self.state.connections.discard(self)
+        if self.watchdog is not None:
+            self.watchdog.discard(self)
+            self.watchdog = None
+        http2.take_over(self, self.transport, received, upgrade)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._open = False
@@ -285,6 +335,15 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400)
         if url[:1] != b"/" or b"#" in url:
             url = _request_target(url, parser.get_method(), request)
+        if (
+            request.upgrade
+            and self._heads == 1
+            and self.scheme == b"http"
+            and version == "1.1"
+            and not (request.content_length or request.chunked)
+            and self._upgrade_h2c(url, raw)
+        ):
+            return
         exchange = Exchange(
             self,
             keep_alive=parser.should_keep_alive() and not self.draining,
@@ -297,6 +356,13 @@ class ClientConnection(asyncio.Protocol):
             exchange.start()
         elif len(self.exchanges) >= MAX_PIPELINED:
             self.set_paused(PAUSE_PIPELINE, True)
+
+    def _upgrade_h2c(self, url: bytes, raw: list[tuple[bytes, bytes]]) -> bool:
+        """``Upgrade: h2c`` on a first, bodiless request: HTTP/2 serves it (RFC 7540 3.2)."""
+        from turnout.dataplane import http2
+
+        self._h2c = http2.upgrade_request(self._parser.get_method(), url, raw)
+        return self._h2c is not None
 
     def on_body(self, data: bytes) -> None:
         exchange = self._receiving

@@ -16,12 +16,18 @@ without a copy, and once any of it has been sent the request is no longer retrie
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from turnout import ir
 
-if TYPE_CHECKING:
-    from turnout.dataplane.http1 import Exchange
+
+class PolicyUser(Protocol):
+    """What a run drives: an HTTP/1.1 exchange or an HTTP/2 stream."""
+
+    def upstream_may_retry(self) -> bool: ...
+    def retry(self, sent: list[bytes]) -> None: ...
+    def request_timed_out(self) -> None: ...
+    def backend_timed_out(self) -> None: ...
 
 
 class RoutePolicy:
@@ -61,7 +67,7 @@ class PolicyRun:
         "waiting",
     )
 
-    def __init__(self, exchange: Exchange, policy: RoutePolicy, head: bytes, buffer: int) -> None:
+    def __init__(self, exchange: PolicyUser, policy: RoutePolicy, head: bytes, buffer: int) -> None:
         self.exchange = exchange
         self.policy = policy
         self.loop = asyncio.get_running_loop()

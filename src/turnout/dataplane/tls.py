@@ -24,7 +24,9 @@ content, so unchanged certificates are not reloaded) and a new table; swapping t
 table is one reference assignment, so the next handshake sees the new certificate while
 open connections keep the session they negotiated. The listening socket stays open.
 
-Invariants: contexts are TLS 1.2+, ALPN ``http/1.1`` only (HTTP/2 comes later); private
+Invariants: contexts are TLS 1.2+, ALPN ``h2`` then ``http/1.1`` (a connection that
+selects ``h2`` is handed to :mod:`turnout.dataplane.http2`, which routes with the same
+``lookup``, so SNI and Host checks are the same for both); private
 keys are only ever handed to OpenSSL through an anonymous in-memory file (``memfd``)
 where the platform has one, else a private temporary file removed right after loading.
 """
@@ -50,7 +52,7 @@ from turnout.dataplane.router import (
     normalize_host,
 )
 
-ALPN_PROTOCOLS = ["http/1.1"]
+ALPN_PROTOCOLS = ["h2", "http/1.1"]  # h2: turnout.dataplane.http2 serves the connection
 _CACHE_LIMIT = 4096
 
 
@@ -169,6 +171,8 @@ class TLSClientConnection(ClientConnection):
         if isinstance(context, CertificateContext):
             self.listener = context.listener
         super().connection_made(transport)
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.hand_over_to_h2(b"")
 
     def lookup(self, raw_host: bytes) -> VirtualHostTable | None:
         table = self.state.table
