@@ -40,6 +40,7 @@ from turnout.dataplane.router import (
 )
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
 from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
+from turnout.dataplane.upstream_h2 import H2EndpointPool
 
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
 _SWEEP_INTERVAL = 5.0
@@ -161,9 +162,24 @@ class DataPlane:
                             endpoint.address, endpoint.port, limits=self.limits, tls=tls
                         )
                     pools.append(pool)
+            elif cluster.protocol == "h2c":
+                pools += self._h2c_pools(cluster)
             clusters[name] = UpstreamCluster(name, tuple(pools))
         self._upstream_tls.done()
         return clusters, errors
+
+    def _h2c_pools(self, cluster: ir.Cluster) -> list[EndpointPool]:
+        """HTTP/2 cleartext endpoints: one multiplexed connection each (upstream_h2)."""
+        pools: list[EndpointPool] = []
+        for endpoint in cluster.endpoints:
+            key = (f"h2c:{endpoint.address}", endpoint.port, None)  # apart from HTTP/1.1 pools
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = H2EndpointPool(
+                    endpoint.address, endpoint.port, limits=self.limits
+                )
+            pools.append(pool)
+        return pools
 
     def _add_tls_sockets(
         self, config: ir.Config, clusters: dict[str, UpstreamCluster], table: RouteTable
