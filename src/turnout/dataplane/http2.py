@@ -46,6 +46,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
@@ -236,14 +237,15 @@ class H2ClientConnection(asyncio.Protocol):
         self.feeding = True
         try:
             events = self.h2.receive_data(data)
-            for event in events:
-                self._event(event)
         except h2.exceptions.ProtocolError as exc:
             log.debug("HTTP/2 protocol error from %s: %s", self.client_ip, exc)
             self.feeding = False
             self.flush()  # the GOAWAY h2 queued
             self.close()
             return
+        try:
+            for event in events:
+                self._event(event)
         except Exception:  # a bug: never let it escape into the event loop
             log.exception("error while handling an HTTP/2 connection")
             self.feeding = False
@@ -409,6 +411,7 @@ class H2Stream:
         "_local",
         "chunked",
         "client",
+        "failed_over",
         "grpc",
         "has_body",
         "head",
@@ -461,6 +464,7 @@ class H2Stream:
         self.chunked = False
         self.request_done = False
         self.retried = False
+        self.failed_over = False  # a failed connect was retried on another endpoint
         self.unacked = 0  # flow-controlled bytes received but not yet acknowledged
         self.upstream_full = False
         # response direction
@@ -524,9 +528,8 @@ class H2Stream:
             route_request(
                 cast("Exchange", self), method, path, request, cast("ClientConnection", self.client)
             )
+        self.request_done = end_stream  # HEADERS with END_STREAM: no body follows
         self.start()
-        if end_stream:
-            self.request_complete()
 
     @property
     def local(self) -> tuple[int, Headers, bytes] | None:
@@ -629,7 +632,8 @@ class H2Stream:
     def _reset(self, code: h2.errors.ErrorCodes) -> None:
         """End the stream towards the client (the HTTP/2 way to say "truncated")."""
         if not self.reset and self.client.open:
-            self.client.h2.reset_stream(self.stream_id, code)
+            with contextlib.suppress(h2.exceptions.StreamClosedError):  # both sides ended it
+                self.client.h2.reset_stream(self.stream_id, code)
         self.abort()
         self.client.stream_finished(self)
         self.client.flush()
@@ -723,7 +727,23 @@ class H2Stream:
             if run.can_retry():
                 run.schedule_retry()
                 return
+        if self._fail_over():
+            return
         self._fail(503)
+
+    def _fail_over(self) -> bool:
+        """The connect failed, so nothing was sent: once more on another endpoint (health)."""
+        target = self.target
+        failed = self.pool
+        if self.failed_over or self.response_done or target is None or failed is None:
+            return False
+        other = None if target.cluster is None else target.cluster.pick(avoid=failed)
+        if other is None:
+            return False
+        self.failed_over = True
+        self.pool = other
+        self._acquire(other)
+        return True
 
     def response_head(self, status: int, headers: Headers, keep: bool) -> bool:
         run = self.run

@@ -39,8 +39,8 @@ from turnout.dataplane.router import (
     compile_routes,
 )
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
-from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
 from turnout.dataplane.upstream_h2 import H2EndpointPool
+from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
 
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
 _SWEEP_INTERVAL = 5.0

@@ -112,6 +112,8 @@ class H2EndpointPool(EndpointPool):
             conn.open_stream(user)
 
     def _connect_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, ConnectionAbortedError):
+            self.failed(exc)  # passive health checking: eject the endpoint for a while
         waiting, self.waiting = self.waiting, []
         for user in waiting:
             user.connect_failed(exc)
@@ -482,6 +484,9 @@ class H2UpstreamStream(UpstreamConnection):
     # --- h2 events from the connection ----------------------------------------------------
 
     def on_response(self, fields: list[tuple[bytes, bytes]]) -> None:
+        health = self.pool.health
+        if health.failures:
+            health.succeeded()
         user = self.user
         if user is None:
             return

@@ -21,15 +21,13 @@ from turnout.status.conditions import Condition
 if TYPE_CHECKING:
     from turnout.graph.backendtls import BackendTLSIndex, UpstreamTLSSettings
 
-# Service port appProtocols the HTTP/1.1 data plane cannot speak (GEP-1911). Unknown
-# values are treated as plain HTTP, as the spec only requires honouring known ones.
+# Service port appProtocols the data plane cannot speak (GEP-1911). Unknown values are
+# treated as plain HTTP, as the spec only requires honouring known ones; the h2c ones
+# (_H2C_APP_PROTOCOLS, gRPC included) are spoken with HTTP/2 (dataplane/upstream_h2).
 # kubernetes.io/ws is HTTP/1.1 whose WebSocket handshakes the data plane passes on
 # (dataplane/tunnel.py), so it is served as a plain HTTP/1.1 backend.
 _UNSUPPORTED_APP_PROTOCOLS = {
-    "kubernetes.io/h2c": "HTTP/2 cleartext (h2c) backends are not supported yet",
     "kubernetes.io/wss": "WebSocket over TLS backends are not supported yet",
-    "grpc": "gRPC backends are not supported yet",
-    "h2c": "HTTP/2 cleartext (h2c) backends are not supported yet",
     "https": "TLS backends need a BackendTLSPolicy targeting the port",
 }
 
