@@ -46,6 +46,7 @@ Theory of operation
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections import deque
@@ -133,6 +134,13 @@ def upgrade_request(method: bytes, url: bytes, raw: Headers) -> Upgrade | None:
         return None
     if not {b"upgrade", b"http2-settings"} <= tokens:
         return None
+    settings += b"=" * (-len(settings) % 4)  # token68 may leave out the padding h2 needs
+    try:
+        decoded = base64.urlsafe_b64decode(settings)
+    except ValueError:
+        return None  # not served as an upgrade: an ordinary HTTP/1.1 request
+    if len(decoded) % 6:
+        return None  # SETTINGS entries are 6 bytes each
     return Upgrade(method, url, raw, settings)
 
 
