@@ -6,7 +6,7 @@ status. `tests/test_features.py` checks every named test exists, so the table ca
 claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
-backend h2c, infrastructure propagation,
+infrastructure propagation,
 GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
 """
 
@@ -78,6 +78,13 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteBackendRequestRedirect": (
         f"{_BACKEND_FILTERS}::test_backend_request_redirect",
         f"{_BACKEND_FILTERS}::test_backend_request_redirect_only_for_its_backend",
+    ),
+    "HTTPRouteBackendProtocolH2C": (
+        "tests/e2e/test_http2.py::test_h2c_backend_route_is_accepted",
+        "tests/e2e/test_http2.py::test_http1_client_to_h2c_backend",
+        "tests/e2e/test_http2.py::test_h2c_prior_knowledge_to_h2c_backend",
+        "tests/e2e/test_grpc_transport.py::test_unary_with_metadata_both_ways",
+        _GOLDEN,
     ),
     "HTTPRouteBackendRequestHeaderModification": (
         f"{_FILTERS}::test_backend_request_header_modifier_only_for_the_chosen_backend",

@@ -637,6 +637,28 @@ class H2Stream:
         if upstream is not None:
             upstream.close()
 
+    def _cut_short(self, status: int, code: h2.errors.ErrorCodes) -> None:
+        """The response started, then failed (timeout, upstream lost): say so to the client.
+
+        A gRPC call gets the trailers a gRPC server would have sent (grpc-status for
+        ``status``) after what was already forwarded; anything else is reset with ``code``.
+        """
+        if self.upstream_done:
+            return  # all of the response is here, only waiting for the client's window
+        if not self.grpc:
+            self._reset(code)
+            return
+        if self.run is not None:
+            self.run.cancel()
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()
+        grpc_code, message = grpc_status(status)
+        self.trailers = [(b"grpc-status", b"%d" % grpc_code), (b"grpc-message", message)]
+        self.upstream_done = True
+        self.pump()
+
     def _reset(self, code: h2.errors.ErrorCodes) -> None:
         """End the stream towards the client (the HTTP/2 way to say "truncated")."""
         if not self.reset and self.client.open:
@@ -813,7 +835,7 @@ class H2Stream:
             if not self.upstream_framed and exc is None:
                 self.response_complete()  # a close-delimited body ends with the connection
             else:
-                self._reset(h2.errors.ErrorCodes.INTERNAL_ERROR)
+                self._cut_short(503, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return
         run = self.run
         if run is not None and run.can_retry():
@@ -936,7 +958,7 @@ class H2Stream:
         if self.response_done:
             return
         if self.response_started:
-            self._reset(h2.errors.ErrorCodes.CANCEL)
+            self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
             return
         self._fail(504)
 
@@ -946,7 +968,7 @@ class H2Stream:
         if self.response_done or run is None:
             return
         if self.response_started:
-            self._reset(h2.errors.ErrorCodes.CANCEL)
+            self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
             return
         upstream = self.upstream
         self.upstream = None
