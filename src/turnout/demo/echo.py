@@ -16,6 +16,9 @@ Request controls:
 
 * ``x-echo-set-header: Name: value, Other: value`` -- set those response headers.
 * ``x-echo-delay: 250ms`` (or ``2s``), or the query parameter ``?delay=250ms`` -- answer late.
+* ``x-echo-stream: N`` (or ``?stream=N``) -- a long streaming answer: the head at once,
+  then N chunks, one every ``x-echo-stream-interval`` (or ``?interval=``; 100ms by
+  default), each a JSON line ``{"pod": ..., "chunk": i}``.
 * ``x-echo-body-size: N`` -- answer with N bytes of body instead of the JSON (the JSON then
   goes in the ``x-echo-request`` response header); ``x-echo-chunked: true`` sends it chunked.
 
@@ -65,11 +68,14 @@ _attempts: dict[str, int] = {}
 class _Slot:
     """A response in the order queue; ``data`` is None until it is ready."""
 
-    __slots__ = ("data", "reset")
+    __slots__ = ("data", "interval", "pieces", "reset", "streaming")
 
     def __init__(self) -> None:
         self.data: list[bytes] | None = None
         self.reset = False  # abort the connection instead of answering
+        self.pieces: list[bytes] = []  # a streamed body, written one per interval
+        self.interval = 0.0
+        self.streaming = False  # its head is written; pieces are on their way
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -153,6 +159,13 @@ class EchoProtocol(asyncio.Protocol):
             status, reset, failure_delay = failure
             delay = max(delay, failure_delay)
         response = [] if reset else _response(request, headers, keep_alive, status)
+        stream = _control(headers, _query(path), "stream")
+        if stream.isdigit() and not reset:
+            response, slot.pieces = _stream_response(request, int(stream), keep_alive)
+            interval = _control(headers, _query(path), "streamInterval") or _control(
+                headers, _query(path), "interval"
+            )
+            slot.interval = _duration(interval) if interval else 0.1
         if not keep_alive:
             self._close_after = True
         if delay > 0:
@@ -175,7 +188,9 @@ class EchoProtocol(asyncio.Protocol):
         transport = self._transport
         queue = self._queue
         while queue and queue[0].data is not None:
-            slot = queue.popleft()
+            slot = queue[0]
+            if slot.streaming:
+                return  # the responses after it wait for its last piece
             if slot.reset:
                 queue.clear()
                 if transport is not None:
@@ -184,8 +199,25 @@ class EchoProtocol(asyncio.Protocol):
             data = slot.data
             if transport is not None and not transport.is_closing() and data:
                 transport.write(b"".join(data))
+            if slot.pieces:
+                slot.streaming = True
+                asyncio.get_running_loop().call_later(slot.interval, self._stream, slot)
+                return
+            queue.popleft()
         if not queue and self._close_after and transport is not None:
             transport.close()
+
+    def _stream(self, slot: _Slot) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(slot.pieces.pop(0))
+        if slot.pieces:
+            asyncio.get_running_loop().call_later(slot.interval, self._stream, slot)
+            return
+        slot.streaming = False
+        self._queue.popleft()
+        self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -194,6 +226,28 @@ class EchoProtocol(asyncio.Protocol):
 def _canonical(name: str) -> str:
     """Go's canonical MIME header key: "x-forwarded-for" -> "X-Forwarded-For"."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _query(path: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(path).query) if "?" in path else {}
+
+
+def _stream_response(
+    request: dict[str, object], count: int, keep_alive: bool
+) -> tuple[list[bytes], list[bytes]]:
+    """The head of a chunked streaming answer, and its body pieces (the last one ends it)."""
+    head = [
+        _STATUS_200,
+        b"content-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n",
+        b"" if keep_alive else b"connection: close\r\n",
+        b"\r\n",
+    ]
+    pieces = []
+    for i in range(count):
+        line = json.dumps({"pod": request["pod"], "chunk": i}).encode() + b"\n"
+        pieces.append(b"%x\r\n%s\r\n" % (len(line), line))
+    pieces.append(b"0\r\n\r\n")
+    return head, pieces
 
 
 def _delay(headers: dict[str, list[str]], path: str) -> float:
