@@ -10,7 +10,6 @@ configuration, so it is published only once that configuration is served.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -286,6 +285,7 @@ class Standalone:
                 on_results_changed=self._results_changed,
             )
         self._compiled: tuple[LoadResult, Graph] | None = None
+        self._stopping = False
         self._items: list[dict[str, Any]] = []
         self._config = ir.Config()
         self._ready = False
@@ -325,11 +325,14 @@ class Standalone:
     async def stop(self) -> None:
         """Stop watching, drain the data plane (up to drain_timeout), close the admin API."""
         self._ready = False
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a watcher that does not stop must not keep the drain from running.
+            _, pending = await asyncio.wait(self._tasks, timeout=2.0)
+            if pending:
+                log.warning("the file watcher did not stop; shutting down anyway")
         async with self._reload_lock:  # a reload in flight finishes first
             if self.workers is not None:
                 await self.workers.close()
@@ -392,9 +395,11 @@ class Standalone:
 
     async def _watch(self) -> None:
         """Reload on every batch of changes; a failing watcher is restarted."""
-        while True:
+        while not self._stopping:
             try:
                 async for _changes in watch_paths(list(self.options.paths)):
+                    if self._stopping:  # in case a cancellation was lost on the way
+                        return
                     await self.reload()
             except asyncio.CancelledError:
                 raise

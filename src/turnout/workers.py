@@ -136,9 +136,11 @@ class WorkerSet:
         def done() -> bool:
             return all(w.applied >= version for w in self.workers.values())
 
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        # that races with the inner wait finishing, and stop() cancels reloads.
         try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(done), self.apply_timeout)
+            async with asyncio.timeout(self.apply_timeout), self._changed:
+                await self._changed.wait_for(done)
         except TimeoutError:
             for worker in list(self.workers.values()):
                 if worker.applied < version:
@@ -272,7 +274,8 @@ class WorkerSet:
         deadline = self.drain_timeout + _KILL_GRACE
         for worker in workers:
             try:
-                await asyncio.wait_for(worker.process.wait(), deadline)
+                async with asyncio.timeout(deadline):
+                    await worker.process.wait()
             except TimeoutError:
                 log.error("worker %d (pid %d) did not exit; killing it", worker.index, worker.pid)
                 with contextlib.suppress(ProcessLookupError):

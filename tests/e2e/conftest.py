@@ -223,11 +223,16 @@ def turnout_workers() -> int | None:
 
 
 @pytest.fixture
-def turnout(tmp_path: Path, turnout_workers: int | None) -> Iterator[Callable[..., Turnout]]:
+def turnout(
+    tmp_path_factory: pytest.TempPathFactory, turnout_workers: int | None
+) -> Iterator[Callable[..., Turnout]]:
     started: list[Turnout] = []
+    # Not in tmp_path, which tests pass as the watched directory: every log line would
+    # be a change to reload, and every reload logs a line.
+    logs = tmp_path_factory.mktemp("turnout-logs")
 
     def start(directory: Path, *extra: str) -> Turnout:
-        log = tmp_path / f"turnout-{len(started)}.log"
+        log = logs / f"turnout-{len(started)}.log"
         t = launch_turnout(directory, log, *extra, workers=turnout_workers)
         started.append(t)
         t.wait_ready()
