@@ -393,12 +393,15 @@ class Standalone:
             (log.error if line.startswith("error") else log.warning)("%s", line)
         self._reported = current
 
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def _watch(self) -> None:
         """Reload on every batch of changes; a failing watcher is restarted."""
         while not self._stopping:
             try:
                 async for _changes in watch_paths(list(self.options.paths)):
-                    if self._stopping:  # in case a cancellation was lost on the way
+                    if self.stopping():  # in case a cancellation was lost on the way
                         return
                     await self.reload()
             except asyncio.CancelledError:
