@@ -424,20 +424,23 @@ def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
     (NotAllowedByListeners: the listener does not take it) when no listener is left,
     and stays Accepted, saying which listeners it lost, otherwise.
     """
-    claimed: dict[int, list[tuple[RouteNode, list[str]]]] = defaultdict(list)
+    # Claims per listener and route kind, each with its claim order: a route is only
+    # checked against the claims of other kinds (none at all on the usual listener that
+    # carries one kind; scanning every claim made this quadratic in the routes).
+    claimed: dict[int, dict[str, list[tuple[int, RouteNode, list[str]]]]] = defaultdict(dict)
+    order = 0
     for node in sorted((n for n in nodes if n.kind in _CROSS_SERVED), key=_age):
         for parent in node.parents:
             kept: list[tuple[ListenerNode, list[str]]] = []
             lost: list[str] = []
             for listener, hosts in parent.listeners:
-                rival = next(
-                    (
-                        other
-                        for other, other_hosts in claimed[id(listener)]
-                        if other.kind != node.kind and _overlap(hosts, other_hosts)
-                    ),
-                    None,
+                rivals = (
+                    next((claim for claim in claims if _overlap(hosts, claim[2])), None)
+                    for kind, claims in claimed[id(listener)].items()
+                    if kind != node.kind
                 )
+                first = min((claim for claim in rivals if claim is not None), default=None)
+                rival = None if first is None else first[1]
                 if rival is None:
                     kept.append((listener, hosts))
                     continue
@@ -448,7 +451,8 @@ def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
                     "share a hostname on one listener"
                 )
             for listener, hosts in kept:
-                claimed[id(listener)].append((node, hosts))
+                claimed[id(listener)].setdefault(node.kind, []).append((order, node, hosts))
+                order += 1
             if lost:
                 parent.listeners = kept
                 verdict = (
