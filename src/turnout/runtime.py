@@ -27,13 +27,14 @@ from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
 from turnout.graph.model import Graph, Key
+from turnout.graph.release import release
 from turnout.ir import build as ir_build
 from turnout.ir.reuse import BuildCache
 from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute
-from turnout.util.collector import collector_paused, freeze_loaded
+from turnout.util.collector import ReloadCollector, collector_paused
 from turnout.workers import WorkerSet
 
 log = logging.getLogger("turnout")
@@ -199,9 +200,6 @@ class Pipeline:
     # IR rules and virtual hosts of unchanged routes are reused.
     ir_cache: BuildCache = field(default_factory=BuildCache)
     version: int = 0
-    # Long-running processes: keep the first load's objects out of every later garbage
-    # collection (turnout.util.collector explains why).
-    freeze_first_load: bool = False
 
     def __post_init__(self) -> None:
         self.source = FileSource(list(self.options.paths))
@@ -209,8 +207,6 @@ class Pipeline:
 
     def compile(self) -> tuple[LoadResult, Graph, ir.Config]:
         loaded = self.source.load()
-        if self.freeze_first_load and self.version == 0:
-            freeze_loaded()
         snapshot = loaded.snapshot
         controller = self.options.controller_name
         keys = graph.gateways_of_our_classes(snapshot, controller)
@@ -273,7 +269,8 @@ class Standalone:
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.pipeline = Pipeline(options, freeze_first_load=True)
+        self.pipeline = Pipeline(options)
+        self.collector = ReloadCollector()  # when garbage collection may stall the loop
         self.dataplane = DataPlane(options.limits)  # used when options.workers == 0
         self.workers: WorkerSet | None = None
         if options.workers >= 1:
@@ -334,6 +331,7 @@ class Standalone:
             if pending:
                 log.warning("the file watcher did not stop; shutting down anyway")
         async with self._reload_lock:  # a reload in flight finishes first
+            self.collector.close()
             if self.workers is not None:
                 await self.workers.close()
             else:
@@ -375,7 +373,9 @@ class Standalone:
                 log.error("listener %s: %s", name, err)
             # Published only now: every worker serves `config` (see turnout.workers).
             self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
-            self._compiled = (loaded, built)
+            previous, self._compiled = self._compiled, (loaded, built)
+            if previous is not None:
+                release(previous[1])  # freed now, not by a full collection later
             self._config = config
             self._ready = True
             log.info(
@@ -384,6 +384,7 @@ class Standalone:
                 len(config.gateways),
                 len(built.routes) + len(built.grpc_routes),
             )
+            self.collector.reloaded()
 
     def _log_problems(self, loaded: LoadResult) -> None:
         current = {f"error: {e}" for e in loaded.errors} | {

@@ -1,12 +1,14 @@
-"""collector_paused: no automatic collection inside, the previous state restored after."""
+"""collector_paused and ReloadCollector: when the cyclic garbage collector may run."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import weakref
 
 import pytest
 
-from turnout.util.collector import collector_paused
+from turnout.util.collector import ReloadCollector, collector_paused
 
 
 def test_paused_inside_and_enabled_after() -> None:
@@ -36,3 +38,42 @@ async def test_async_with() -> None:
     async with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+class _Node:
+    """Something with a reference cycle: only the cyclic collector can free it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_frozen_cyclic_garbage_is_reclaimed_once_reloads_go_quiet() -> None:
+    collector = ReloadCollector(idle_delay=0.05, every=100)
+    node = _Node()
+    ref = weakref.ref(node)
+    try:
+        collector.reloaded()  # node is alive: frozen
+        del node
+        gc.collect()  # what an automatic collection does: frozen objects are skipped
+        assert ref() is not None
+        await asyncio.sleep(0.3)  # quiet: unfreeze, one full collection, freeze
+        assert ref() is None
+    finally:
+        collector.close()
+        gc.unfreeze()
+
+
+async def test_a_full_collection_at_least_every_n_reloads() -> None:
+    collector = ReloadCollector(idle_delay=3600, every=2)
+    node = _Node()
+    ref = weakref.ref(node)
+    try:
+        collector.reloaded()
+        del node
+        gc.collect()
+        assert ref() is not None
+        collector.reloaded()  # the second reload: a full collection now
+        assert ref() is None
+    finally:
+        collector.close()
+        gc.unfreeze()
