@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from turnout.sources import LoadError, load_paths
+from turnout.sources.files import FileSource
 
 GC = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -172,6 +173,28 @@ def test_unknown_fields_are_warnings(tmp_path: Path) -> None:
         f"{tmp_path / 'x.yaml'}#1 HTTPRoute default/r: spec.fancyNewField: unknown field, ignored"
     ]
     assert ("default", "r") in result.snapshot.http_routes
+
+
+def test_duplicates_across_reloads_of_unchanged_files(tmp_path: Path) -> None:
+    """Unchanged files take a fast path on reload; who wins a duplicate must not depend
+    on which files were read again."""
+    write(tmp_path / "b.yaml", (ROUTE % "dup").replace("port: 80", "port: 81"))
+    source = FileSource([tmp_path])
+    first = source.load()
+    assert first.errors == []
+    assert first.snapshot.http_routes[("default", "dup")].spec.rules[0].backend_refs[0].port == 81
+    write(tmp_path / "a.yaml", ROUTE % "dup")  # sorts first: it wins from now on
+    for _ in range(2):  # b.yaml unchanged both times, a.yaml unchanged the second time
+        result = source.load()
+        (error,) = result.errors
+        assert error.file == str(tmp_path / "b.yaml")
+        assert "duplicate object: already defined in" in error.message
+        route = result.snapshot.http_routes[("default", "dup")]
+        assert route.spec.rules[0].backend_refs[0].port == 80
+    (tmp_path / "a.yaml").unlink()
+    result = source.load()
+    assert result.errors == []
+    assert result.snapshot.http_routes[("default", "dup")].spec.rules[0].backend_refs[0].port == 81
 
 
 def test_duplicates_later_one_is_an_error(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -169,17 +170,20 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]]:
 
 
 def _walk_dir(directory: Path) -> Iterator[Path]:
+    # os.scandir, not Path.iterdir: the entry types come with the listing (no stat per
+    # entry), which matters when a reload walks thousands of files.
     try:
-        entries = sorted(directory.iterdir())
+        with os.scandir(directory) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
     except OSError:
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            yield from _walk_dir(entry)
-        elif entry.is_file() and entry.suffix in MANIFEST_SUFFIXES:
-            yield entry
+            yield from _walk_dir(Path(entry.path))
+        elif entry.is_file() and os.path.splitext(entry.name)[1] in MANIFEST_SUFFIXES:
+            yield Path(entry.path)
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,9 @@ class _FileCache:
     docs: list[_Document]
     error: LoadError | None
     parsed: list[ParseResult | None]
+    origins: list[Origin | None] = field(default_factory=list)
+    """Per document, its Origin once it loaded as a valid object without warnings: the
+    same Origin object on every load while the file is unchanged."""
 
 
 @dataclass
@@ -392,7 +399,7 @@ class _Scan:
     def read_file(self, path: Path) -> None:
         name = str(path)
         try:
-            st = path.stat()
+            st = os.stat(name)
             stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             stamp = None
@@ -401,7 +408,7 @@ class _Scan:
             # Only changed files are read and parsed again: YAML and validation are
             # most of a reload's cost at thousands of routes.
             docs, error = read_documents(path)
-            cached = _FileCache(stamp, docs, error, [None] * len(docs))
+            cached = _FileCache(stamp, docs, error, [None] * len(docs), [None] * len(docs))
         if stamp is not None:
             self.new_cache[name] = cached
         if cached.error is not None:
@@ -409,16 +416,25 @@ class _Scan:
             self.broken_files.add(cached.error.file)
             return
         for i, doc in enumerate(cached.docs):
-            self._add(name, doc, cached.parsed, i)
+            origin = cached.origins[i]
+            result = cached.parsed[i]
+            if origin is not None and result is not None and result.obj is not None:
+                # Loaded before as a valid object without warnings: only the
+                # duplicate check depends on the other files.
+                key = (result.obj.kind, result.obj.namespace, result.obj.name)
+                if key not in self.current:
+                    self.current[key] = (result.obj, origin)
+                    continue
+            self._add(name, doc, cached, i)
 
-    def _add(self, file: str, doc: _Document, parsed: list[ParseResult | None], i: int) -> None:
+    def _add(self, file: str, doc: _Document, cached: _FileCache, i: int) -> None:
         if not isinstance(doc.body, Mapping):
             self.errors.append(LoadError(file, "a document must be an object", doc.index, doc.item))
             self.broken_files.add(file)
             return
-        result = parsed[i]
+        result = cached.parsed[i]
         if result is None:
-            result = parsed[i] = parse_object(doc.body)
+            result = cached.parsed[i] = parse_object(doc.body)
 
         def problem(message: str, path: str = "") -> LoadError:
             return LoadError(
@@ -462,7 +478,10 @@ class _Scan:
                 problem(f"duplicate object: already defined in {first.file}#{first.document}")
             )
             return
-        self.current[key] = (obj, Origin(file, doc.index, doc.item, result.raw))
+        origin = Origin(file, doc.index, doc.item, result.raw)
+        if not result.warnings:
+            cached.origins[i] = origin  # the next load of this file takes the fast path
+        self.current[key] = (obj, origin)
 
 
 def _key_of(result: ParseResult) -> ObjectKey | None:
