@@ -277,6 +277,9 @@ def test_certificate_rotation_under_load(
     for thread in threads:
         thread.start()
     try:
+        # The first certificate must have been served before it is rotated away (under
+        # load the threads' first handshakes can take longer than a fixed sleep).
+        wait_for(lambda: "gen-0.test" in seen, what="certificate gen-0.test to be served")
         for generation in range(1, 4):
             time.sleep(0.3)
             name = f"gen-{generation}.test"
