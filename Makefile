@@ -72,7 +72,7 @@ bench: install
 	        echo "bench: not installed:$$missing; not root, so not installing (sudo apt-get install$$missing)"; \
 	    fi; \
 	fi; \
-	$(BIN)/python bench/run.py --results bench/RESULTS.md $(BENCH_ARGS)
+	$(BIN)/python bench/run.py --all-workers --results bench/RESULTS.md $(BENCH_ARGS)
 
 bench-scale: install
 	$(BIN)/python bench/scale.py --results bench/RESULTS.md $(SCALE_ARGS)

@@ -16,8 +16,14 @@ Starts, each in its own process group:
   rule 0 of the *last* route, every other route points at a dead port, so a wrong match
   shows up as non-2xx responses.
 
-wrk (``-t1 --latency``) runs on CPU 0, the servers on CPU 1 (``taskset``), at each
-connection count and body size; each cell is the median of ``--runs`` runs, the systems
+With ``--all-workers`` (``make bench`` sets it) three more systems use every CPU: nginx
+with one worker per CPU, HAProxy with one thread per CPU, and ``turnout run --workers N``
+(the product: control plane plus N data-plane processes on one SO_REUSEPORT port) on the
+1-route tree. They are not pinned, so they share CPU 0 with wrk: on a 2-CPU machine
+this measures the whole box under load, not the proxies' ceiling.
+
+wrk (``-t1 --latency``) runs on CPU 0, the one-worker servers on CPU 1 (``taskset``), at
+each connection count and body size; each cell is the median of ``--runs`` runs, the systems
 interleaved within a run. Prints a markdown table (requests/s, p50, p99, each as a ratio
 to nginx and to the origin) and, with ``--results FILE``, appends it as a dated section.
 """
@@ -141,11 +147,11 @@ def compile_routes(directory: Path, n: int, origin_port: int, proxy_port: int) -
     return ir.to_msgpack(config)
 
 
-def nginx_conf(tmp: Path, port: int, origin_port: int) -> str:
+def nginx_conf(tmp: Path, port: int, origin_port: int, workers: int = 1) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}worker_processes 1;
+    return f"""{user}worker_processes {workers};
 daemon off;
-pid {tmp}/nginx.pid;
+pid {tmp}/nginx-{port}.pid;
 error_log {tmp}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
@@ -176,9 +182,9 @@ http {{
 """
 
 
-def haproxy_conf(port: int, origin_port: int) -> str:
+def haproxy_conf(port: int, origin_port: int, threads: int = 1) -> str:
     return f"""global
-    nbthread 1
+    nbthread {threads}
     maxconn 4000
 defaults
     mode http
@@ -228,11 +234,16 @@ class Processes:
         return ["taskset", "-c", str(cpu), *command] if self.use_taskset else command
 
     def start(
-        self, command: list[str], log: Path, env: dict[str, str] | None = None
+        self,
+        command: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        *,
+        pinned: bool = True,
     ) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                self.pinned(1, command),
+                self.pinned(1, command) if pinned else command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -266,6 +277,7 @@ class System:
     host: str = "localhost"
     path: str = "/"
     headers: tuple[tuple[str, str], ...] = ()
+    workers: int = 1  # processes or threads serving it; compared with nginx of as many
 
 
 @dataclass
@@ -329,8 +341,11 @@ class Cell:
         return "; ".join(notes + sorted(errs))
 
 
-def start_systems(procs: Processes, tmp: Path, skipped: list[str]) -> tuple[list[System], int]:
-    """Origin, nginx, HAProxy, turnout (1 route) and turnout (1,000 routes)."""
+def start_systems(
+    procs: Processes, tmp: Path, skipped: list[str], *, all_workers: bool
+) -> tuple[list[System], int]:
+    """Origin, nginx, HAProxy, turnout (1 route) and turnout (1,000 routes); with
+    ``all_workers`` also nginx, HAProxy and ``turnout run`` on every CPU."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -340,33 +355,45 @@ def start_systems(procs: Processes, tmp: Path, skipped: list[str]) -> tuple[list
     )
     systems = [System("origin (direct)", origin_port, path="/svc0/api/x")]
     waits = [(origin_port, origin)]
+    cpus = os.cpu_count() or 1
+    counts = [1, cpus] if all_workers and cpus > 1 else [1]
 
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if nginx is None:
         skipped.append("nginx: SKIP, not installed (apt-get install -y nginx)")
     else:
-        port = free_port()
         for sub in ("nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"):
             (tmp / sub).mkdir()
-        conf = tmp / "nginx.conf"
-        conf.write_text(nginx_conf(tmp, port, origin_port))
-        proc = procs.start(
-            [nginx, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(conf)],
-            tmp / "nginx.log",
-        )
-        systems.append(System("nginx 1 worker", port, path="/svc0/api/x"))
-        waits.append((port, proc))
+        for workers in counts:
+            port = free_port()
+            conf = tmp / f"nginx-{workers}.conf"
+            conf.write_text(nginx_conf(tmp, port, origin_port, workers))
+            log = tmp / f"nginx-error-{workers}.log"
+            proc = procs.start(
+                [nginx, "-p", str(tmp), "-e", str(log), "-c", str(conf)],
+                tmp / f"nginx-{workers}.log",
+                pinned=workers == 1,
+            )
+            label = "nginx 1 worker" if workers == 1 else f"nginx {workers} workers"
+            systems.append(System(label, port, path="/svc0/api/x", workers=workers))
+            waits.append((port, proc))
 
     haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
     if haproxy is None:
         skipped.append("haproxy: SKIP, not installed (apt-get install -y haproxy)")
     else:
-        port = free_port()
-        conf = tmp / "haproxy.cfg"
-        conf.write_text(haproxy_conf(port, origin_port))
-        proc = procs.start([haproxy, "-db", "-f", str(conf)], tmp / "haproxy.log")
-        systems.append(System("HAProxy 1 thread", port, path="/svc0/api/x"))
-        waits.append((port, proc))
+        for threads in counts:
+            port = free_port()
+            conf = tmp / f"haproxy-{threads}.cfg"
+            conf.write_text(haproxy_conf(port, origin_port, threads))
+            proc = procs.start(
+                [haproxy, "-db", "-f", str(conf)],
+                tmp / f"haproxy-{threads}.log",
+                pinned=threads == 1,
+            )
+            label = "HAProxy 1 thread" if threads == 1 else f"HAProxy {threads} threads"
+            systems.append(System(label, port, path="/svc0/api/x", workers=threads))
+            waits.append((port, proc))
 
     for n in (1, ROUTES_LARGE):
         port = free_port()
@@ -382,6 +409,19 @@ def start_systems(procs: Processes, tmp: Path, skipped: list[str]) -> tuple[list
         target = manifests.target(n - 1, n)
         label = "turnout 1 route" if n == 1 else f"turnout {n:,} routes"
         systems.append(System(label, port, target.host, target.path + "/x", target.headers))
+        waits.append((port, proc))
+
+    if len(counts) > 1:
+        # The product itself: `turnout run` on the 1-route tree compiled above, its
+        # Gateway on 127.0.0.1 (the pool's first address), one worker per CPU.
+        port = free_port()
+        command = [sys.executable, "-m", "turnout", "run", "-f", str(tmp / "routes-1")]
+        command += ["--workers", str(cpus), "--admin", f"127.0.0.1:{free_port()}"]
+        command += ["--port-offset", str(port - manifests.LISTENER_PORT), "--log-level", "error"]
+        proc = procs.start(command, tmp / "turnout-run.log", env, pinned=False)
+        target = manifests.target(0, 1)
+        label = f"turnout run {cpus} workers"
+        systems.append(System(label, port, target.host, target.path + "/x", target.headers, cpus))
         waits.append((port, proc))
 
     for port, proc in waits:
@@ -409,14 +449,19 @@ def tables(
     ]
     for body in bodies:
         for conns in connections:
-            ref = {
-                key: {
-                    a: results[(s.name, conns, body)].median(a) for a in ("rps", "p50_ms", "p99_ms")
-                }
-                for key, s in (("nginx", _find(systems, "nginx")), ("origin", systems[0]))
-                if s is not None
-            }
             for s in systems:
+                nginx = next(
+                    (n for n in systems if n.name.startswith("nginx") and n.workers == s.workers),
+                    None,
+                )
+                ref = {
+                    key: {
+                        a: results[(r.name, conns, body)].median(a)
+                        for a in ("rps", "p50_ms", "p99_ms")
+                    }
+                    for key, r in (("nginx", nginx), ("origin", systems[0]))
+                    if r is not None
+                }
                 cell = results[(s.name, conns, body)]
                 row = [body, str(conns), s.name]
                 for attr, show in (
@@ -510,7 +555,7 @@ def drive(args: argparse.Namespace) -> int:
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o755)
         try:
-            systems, _ = start_systems(procs, tmp, skipped)
+            systems, _ = start_systems(procs, tmp, skipped, all_workers=args.all_workers)
             for line in skipped:
                 print(line)
             pinning = (
@@ -553,7 +598,9 @@ def drive(args: argparse.Namespace) -> int:
             f"measurement, median of {args.runs} run(s), systems interleaved. Origin: uvloop + "
             f"httptools fixed response (13 B, or 64 KiB). nginx/HAProxy: keep-alive to the "
             f"origin. turnout: one `DataPlane` process per table, compiled from Gateway API "
-            f"YAML by the control plane; the request matches the last route.",
+            f"YAML by the control plane; the request matches the last route. "
+            f"Rows with N workers/threads are unpinned and compared with nginx with N "
+            f"workers; `turnout run N workers` is the whole product on the 1-route tree.",
             "",
             *(f"- {line}" for line in skipped),
             *([""] if skipped else []),
@@ -578,6 +625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", default="32,128", help="comma-separated (32,128)")
     parser.add_argument("--bodies", default="tiny,64KiB", help="tiny and/or 64KiB")
     parser.add_argument("--results", help="append the table as a dated section to this file")
+    parser.add_argument(
+        "--all-workers",
+        action="store_true",
+        help="also nginx, HAProxy and `turnout run` with one worker per CPU (unpinned)",
+    )
     parser.add_argument("--role", choices=["driver", "origin", "proxy"], default="driver")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--config", help="proxy role: msgpack ir.Config")
