@@ -73,6 +73,7 @@ from turnout.dataplane.upstream import (
 
 if TYPE_CHECKING:
     from turnout.dataplane.http1 import ClientConnection, Exchange
+    from turnout.dataplane.mirror import MirrorExchange
     from turnout.dataplane.router import Target
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,7 @@ class H2Stream:
         "headers_sent",
         "interim",
         "keep_alive",
+        "mirrors",
         "out",
         "out_size",
         "pending",
@@ -459,6 +461,8 @@ class H2Stream:
         self.upgrade: bytes | None = None  # HTTP/1.1 Upgrade (WebSocket): never over HTTP/2
         self.head_request = False
         self.has_body = False
+        # RequestMirror copies still taking the request body (http1._start_mirrors).
+        self.mirrors: list[MirrorExchange] | None = None
         self.grpc = False
         # what to do: a local response, or forward to `pool`
         self._local: tuple[int, Headers, bytes] | None = None
@@ -630,6 +634,9 @@ class H2Stream:
         self.reset = True
         self.response_done = True
         self.pending.clear()
+        mirrors, self.mirrors = self.mirrors, None
+        for mirror in mirrors or ():
+            mirror.drop()  # the rest of the body will not come
         if self.run is not None:
             self.run.cancel()
         upstream = self.upstream
@@ -681,14 +688,16 @@ class H2Stream:
     # --- request direction -----------------------------------------------------------------
 
     def request_body(self, data: bytes, size: int) -> None:
+        if self.chunked and data:
+            data = b"%x\r\n" % len(data) + data + b"\r\n"
+        if self.mirrors is not None and data:
+            for mirror in self.mirrors:
+                mirror.send(data)  # framed as for the primary backend
         if self.pool is None or self.response_done:
             self.client.ack(size, self.stream_id)  # answered locally: read and dropped
             return
         self.unacked += size
-        if self.chunked:
-            if data:
-                self.send_upstream(b"%x\r\n" % len(data) + data + b"\r\n")
-        else:
+        if data:
             self.send_upstream(data)
 
     def request_trailers(self, fields: Headers) -> None:
@@ -700,10 +709,18 @@ class H2Stream:
                 parts += (name, b": ", value, b"\r\n")
         parts.append(b"\r\n")
         self.chunked = False  # the last chunk is sent here, not at the end of the stream
-        self.send_upstream(b"".join(parts))
+        last = b"".join(parts)
+        for mirror in self.mirrors or ():
+            mirror.send(last)
+        self.send_upstream(last)
 
     def request_complete(self) -> None:
         self.request_done = True
+        mirrors, self.mirrors = self.mirrors, None
+        for mirror in mirrors or ():
+            if self.chunked:
+                mirror.send(msg.LAST_CHUNK)
+            mirror.finish()
         if self.chunked and self.pool is not None and not self.response_done:
             self.send_upstream(msg.LAST_CHUNK)
         if self.response_done and not self.reset:
