@@ -22,12 +22,15 @@ from typing import Any
 
 import grpc
 import pytest
+import trustme
 
 from tests.e2e.conftest import CLASS_YAML, Turnout, free_port, service_yaml
 from tests.e2e.grpc_backend import GrpcBackend, launch_grpc_backend
+from tests.e2e.test_tls import secret_yaml
 
 OFFSET = 20000
-PORT_80 = 80 + OFFSET
+PORT_80, PORT_443 = 80 + OFFSET, 443 + OFFSET
+SECURE = "secure.example.com"
 ECHO = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho"
 H2C = "kubernetes.io/h2c"
 
@@ -41,6 +44,11 @@ spec:
   gatewayClassName: turnout
   listeners:
   - {name: http, port: 80, protocol: HTTP}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: secure.example.com
+    tls: {certificateRefs: [{name: grpc-cert}]}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -254,6 +262,7 @@ class Env:
     address: str
     hosts_address: str
     mirror: MirrorTarget
+    ca: trustme.CA
     channels: dict[tuple[str, str], grpc.Channel] = field(default_factory=dict)
 
     def channel(self, authority: str, address: str | None = None) -> grpc.Channel:
@@ -299,8 +308,9 @@ def env(
     directory: Path = tmp_path_factory.mktemp("grpcroute")
     backends: list[GrpcBackend] = []
     mirror = start_mirror_target()
+    ca = trustme.CA()
     try:
-        text = GATEWAYS
+        text = GATEWAYS + secret_yaml(ca, "grpc-cert", SECURE, namespace="infra")
         for version in ("v1", "v2", "v3"):
             backend = launch_grpc_backend(f"grpc-{version}", free_port(), "infra")
             backends.append(backend)
@@ -317,10 +327,16 @@ def env(
         text += grpc_route("grpc-named-rules", NAMED, host="named.example.com")
         text += grpc_route("invalid", INVALID, host="invalid.example.com")
         text += grpc_route("inferred", INFERRED, host="inferred.example.com")
+        text += grpc_route(
+            "secure",
+            f"  - backendRefs: {to('grpc-v2')}",
+            host=SECURE,
+            parents="[{name: gw, sectionName: https}]",
+        )
         text += hostname_routes()
         (directory / "all.yaml").write_text(text)
         t = module_turnout(directory, "--port-offset", str(OFFSET))
-        env = Env(t, t.address("gw", "infra"), t.address("hosts", "infra"), mirror)
+        env = Env(t, t.address("gw", "infra"), t.address("hosts", "infra"), mirror, ca)
         yield env
         for channel in env.channels.values():
             channel.close()
@@ -510,3 +526,14 @@ def test_streaming_calls(env: Env) -> None:
     assert joined == b"ab"
     bidi = channel.stream_stream("/pkg.v1.Greeter/BidiStream")(iter([b"x", b"y"]), timeout=10)
     assert list(bidi) == [b"x", b"y"]
+
+
+def test_https_listener_alpn_h2(env: Env) -> None:
+    """A GRPCRoute on an HTTPS listener: TLS with ALPN h2 (grpcio requires it), routed
+    by :authority like on HTTP."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=env.ca.cert_pem.bytes())
+    options = [("grpc.ssl_target_name_override", SECURE), ("grpc.default_authority", SECURE)]
+    with grpc.secure_channel(f"{env.address}:{PORT_443}", credentials, options) as channel:
+        reply, call = channel.unary_unary("/secure.Svc/Call").with_call(b"tls", timeout=10)
+    assert reply == b"tls"
+    assert dict(_metadata(call.initial_metadata()))["x-backend"] == "grpc-v2"
