@@ -177,6 +177,20 @@ INVALID = f"""  - matches: [{method(ECHO, "Missing")}]
 
 INFERRED = f"""  - backendRefs: {to("grpc-plain")}"""
 
+# GEP-709 for GRPCRoute: "granted" lets GRPCRoutes from infra in, "denied" has no grant.
+GRANT = """---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: grpc-from-infra, namespace: granted}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: GRPCRoute, namespace: infra}]
+  to: [{group: "", kind: Service}]
+"""
+CROSS_NAMESPACE = f"""  - matches: [{method("cross.Granted")}]
+    backendRefs: [{{name: grpc-granted, namespace: granted, port: 8080}}]
+  - matches: [{method("cross.Denied")}]
+    backendRefs: [{{name: grpc-denied, namespace: denied, port: 8080}}]"""
+
 
 def hostname_routes() -> str:
     """GRPCRouteListenerHostnameMatching (conformance): one route per listener(s)."""
@@ -327,6 +341,9 @@ def env(
         text += grpc_route("grpc-named-rules", NAMED, host="named.example.com")
         text += grpc_route("invalid", INVALID, host="invalid.example.com")
         text += grpc_route("inferred", INFERRED, host="inferred.example.com")
+        text += service_yaml("grpc-granted", "granted", [backends[2]], app_protocol=H2C)
+        text += service_yaml("grpc-denied", "denied", [backends[2]], app_protocol=H2C)
+        text += GRANT + grpc_route("cross-namespace", CROSS_NAMESPACE, host="cross.example.com")
         text += grpc_route(
             "secure",
             f"  - backendRefs: {to('grpc-v2')}",
@@ -363,7 +380,7 @@ def test_routes_accepted_and_counted(env: Env) -> None:
     gateway = env.turnout.find("Gateway", "gw", "infra")
     listener = gateway["status"]["listeners"][0]
     assert {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"} in listener["supportedKinds"]
-    assert listener["attachedRoutes"] == 9
+    assert listener["attachedRoutes"] == 10
 
 
 def test_exact_method_matching(env: Env) -> None:
@@ -537,3 +554,15 @@ def test_https_listener_alpn_h2(env: Env) -> None:
         reply, call = channel.unary_unary("/secure.Svc/Call").with_call(b"tls", timeout=10)
     assert reply == b"tls"
     assert dict(_metadata(call.initial_metadata()))["x-backend"] == "grpc-v2"
+
+
+def test_cross_namespace_backend_needs_reference_grant(env: Env) -> None:
+    """A backendRef into another namespace works with a ReferenceGrant naming GRPCRoute;
+    without one the route says RefNotPermitted and the calls get UNAVAILABLE."""
+    host = "cross.example.com"
+    assert env.backend(host, "/cross.Granted/Call") == "grpc-v3"
+    assert env.call(host, "/cross.Denied/Call").code == grpc.StatusCode.UNAVAILABLE
+    conds = {c["type"]: c for c in _route_conditions(env, "cross-namespace")}
+    assert conds["Accepted"]["status"] == "True"
+    assert conds["ResolvedRefs"]["status"] == "False"
+    assert conds["ResolvedRefs"]["reason"] == "RefNotPermitted"
