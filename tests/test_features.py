@@ -37,7 +37,7 @@ def test_supported_features_sorted_and_valid_names() -> None:
     assert all(n[0].isupper() and n.isalnum() and len(n) <= 128 for n in names)
 
 
-# Feature names of the Gateway profiles (pkg/features/{gateway,httproute,referencegrant}.go
+# Feature names of the Gateway profiles (pkg/features/{gateway,httproute,grpcroute,referencegrant}.go
 # at gateway-api main, see the project's spec notes): a typo would publish a name the
 # conformance suite never matches.
 KNOWN_FEATURES = {
@@ -83,6 +83,9 @@ KNOWN_FEATURES = {
     "HTTPRouteBackendRequestRedirect",
     "BackendTLSPolicy",
     "BackendTLSPolicySANValidation",
+    "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
+    "GRPCRouteRequestHeaderModifier",
     "ReferenceGrant",
 }
 

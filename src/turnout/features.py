@@ -7,7 +7,9 @@ claim a feature whose proof was deleted.
 
 Not listed until their behaviour has such a test: client-certificate features,
 infrastructure propagation,
-GRPCRoute, TLSRoute, TCPRoute, UDPRoute and mesh.
+TLSRoute, TCPRoute, UDPRoute and mesh. GRPCRoute's RequestMirror and
+ResponseHeaderModifier work (tests/e2e/test_features_grpc.py) but have no feature name
+of their own in pkg/features/grpcroute.go.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ _RETRY = "tests/e2e/test_features_retry.py"
 _CORS = "tests/e2e/test_features_cors.py"
 _BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
 _BACKEND_TLS = "tests/e2e/test_features_backend_tls.py"
+_GRPC = "tests/e2e/test_features_grpc.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "BackendTLSPolicy": (
@@ -49,6 +52,25 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "GatewayHTTPSListenerDetectMisdirectedRequests": (
         "tests/e2e/test_tls.py::test_https_by_sni_and_misdirected_requests",
+    ),
+    "GRPCRoute": (
+        f"{_GRPC}::test_routes_accepted_and_counted",
+        f"{_GRPC}::test_exact_method_matching",
+        f"{_GRPC}::test_service_method_and_regex_matching",
+        f"{_GRPC}::test_header_matching",
+        f"{_GRPC}::test_listener_hostname_matching",
+        f"{_GRPC}::test_weighted_backends",
+        f"{_GRPC}::test_invalid_backend_is_unavailable",
+        f"{_GRPC}::test_cross_namespace_backend_needs_reference_grant",
+        f"{_GRPC}::test_https_listener_alpn_h2",
+        f"{_GRPC}::test_streaming_calls",
+        "tests/ir/test_grpcroute_paths.py",
+        _GOLDEN,
+    ),
+    "GRPCRouteNamedRouteRule": (f"{_GRPC}::test_named_rules",),
+    "GRPCRouteRequestHeaderModifier": (
+        f"{_GRPC}::test_request_header_modifier",
+        f"{_GRPC}::test_backend_level_request_header_modifier",
     ),
     "HTTPRoute": (
         "tests/e2e/test_run.py::test_routes_by_host_and_path",
