@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from turnout import ir
 from turnout.dataplane.filters import HeaderEdit
-from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.http1 import PREFACE, ClientConnection, SocketState
 from turnout.dataplane.limits import Limits
 
 from .test_http1_protocol import (
@@ -340,6 +340,9 @@ _FRAGMENTS = [
     )
 )
 def test_any_bytes_give_well_formed_responses(chunks: list[bytes]) -> None:
+    # The HTTP/2 preface hands the connection over to HTTP/2 (test_http2_protocol.py):
+    # what comes out is then not HTTP/1.1. Hypothesis finds it among the code's literals.
+    assume(not b"".join(chunks).startswith(PREFACE))
     fake = FakeUpstreams()
     state = _table(ROUTES, fake)
     client = ClientConnection(state)
