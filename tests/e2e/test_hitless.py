@@ -3,8 +3,9 @@
 While keep-alive clients drive traffic, the files change 100 times: routes are added
 and removed, rules reordered, backends and weights changed, EndpointSlice endpoints
 rotated. No client request may fail (non-2xx or socket error), a streaming response
-opened before the edits must complete, and a newly added route must serve every
-request once /status reports it Accepted.
+opened before the edits must complete, a WebSocket opened before the edits must keep
+echoing through and after them, and a newly added route must serve every request once
+/status reports it Accepted.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from tests.e2e.conftest import CLASS_YAML, Backend, Turnout, wait_for
+from tests.e2e.conftest import service_yaml as single_service_yaml
+from tests.e2e.test_features_websocket import WebSocketEcho, start_ws_echo
 
 EDITS = 100
 SERVICES = ("s1", "s2", "s3")
@@ -173,7 +177,7 @@ class Editor:
         self.kinds: list[str] = []
 
     def write_stable(self) -> None:
-        rules = [("/load", self.load_refs), ("/other", [("s2", 1)])]
+        rules = [("/load", self.load_refs), ("/other", [("s2", 1)]), ("/ws", [("ws", 1)])]
         if self.reordered:
             rules.reverse()
         write(self.dir, "stable.yaml", route_yaml("stable", rules))
@@ -238,11 +242,31 @@ class Editor:
             keep.close()
 
 
+@pytest.fixture
+def ws_backend() -> Iterator[WebSocketEcho]:
+    echo = start_ws_echo()
+    yield echo
+    echo.server.shutdown()
+
+
+def ws_echoes(ws: ClientConnection, text: str) -> bool:
+    try:
+        ws.send(text)
+        return ws.recv(timeout=5) == text
+    except Exception:  # websockets raises its own ConnectionClosed, TimeoutError...
+        return False
+
+
 def test_hundred_edits_under_load_fail_no_request(
-    tmp_path: Path, backends: Callable[..., Backend], turnout: Callable[..., Turnout]
+    tmp_path: Path,
+    backends: Callable[..., Backend],
+    turnout: Callable[..., Turnout],
+    ws_backend: WebSocketEcho,
 ) -> None:
     pool = [backends(f"b{i}") for i in range(4)]
     write(tmp_path, "gw.yaml", GATEWAY)
+    ws_service = single_service_yaml("ws", "default", [ws_backend], app_protocol="kubernetes.io/ws")  # type: ignore[list-item]
+    write(tmp_path, "svc-ws.yaml", ws_service)
     t = turnout(tmp_path)
     editor = Editor(t, pool, random.Random(6))
     for svc in SERVICES:
@@ -264,13 +288,21 @@ def test_hundred_edits_under_load_fail_no_request(
         thread.start()
     wait_for(lambda: "started" in streamed or "error" in streamed, what="the stream")
     kinds = ["add", "rotate", "weights", "reorder", "backend", "add", "remove", "rotate"]
+    ws_failures: list[str] = []
     try:
-        edits_started = time.monotonic()
-        for i in range(EDITS):
-            editor.edit(kinds[i % len(kinds)])
-            time.sleep(0.02)  # some edits land in one reload, most in their own
-        edits_ended = time.monotonic()
-        time.sleep(0.5)  # traffic after the last change
+        with connect(f"ws://{address}:8080/ws", open_timeout=10) as ws:
+            if not ws_echoes(ws, "before"):
+                ws_failures.append("before")
+            edits_started = time.monotonic()
+            for i in range(EDITS):
+                editor.edit(kinds[i % len(kinds)])
+                time.sleep(0.02)  # some edits land in one reload, most in their own
+                if i % 10 == 9 and not ws_echoes(ws, f"edit {i}"):
+                    ws_failures.append(f"edit {i}")
+            edits_ended = time.monotonic()
+            time.sleep(0.5)  # traffic after the last change
+            if not ws_echoes(ws, "after"):
+                ws_failures.append("after")
     finally:
         stop.set()
         for thread in loaders:
@@ -281,6 +313,8 @@ def test_hundred_edits_under_load_fail_no_request(
     assert stats.requests > 200, stats.requests  # the load really ran during the edits
     assert editor.new_route_failures == [], editor.new_route_failures
     assert editor.new_route_requests == 10 * editor.kinds.count("add")
+    assert ws_failures == []
+    assert ws_backend.paths == ["/ws"]  # one WebSocket, kept across all edits
     assert "error" not in streamed, streamed.get("error")
     assert streamed["status"] == 200
     assert streamed["chunks"] == list(range(200))
