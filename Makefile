@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # bench/ may not exist yet on a fresh checkout; ruff fails on missing paths.
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: install run test lint typecheck bench bench-scale format clean distclean
+.PHONY: install run test lint typecheck bench bench-scale bench-grpc format clean distclean
 
 install: $(STAMP)
 
@@ -76,6 +76,12 @@ bench: install
 
 bench-scale: install
 	$(BIN)/python bench/scale.py --results bench/RESULTS.md $(SCALE_ARGS)
+
+# gRPC unary calls/s through turnout vs the gRPC backend directly (h2load rows when installed).
+bench-grpc: install
+	@command -v h2load >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    apt-get install -y -q nghttp2-client; } || echo "bench-grpc: h2load not installed; its rows are skipped"
+	$(BIN)/python bench/grpc_bench.py --results bench/RESULTS.md $(GRPC_ARGS)
 
 clean:
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out

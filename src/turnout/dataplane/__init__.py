@@ -1,9 +1,11 @@
-"""dataplane: serves traffic as described by the IR (HTTP/1.1 listeners, for now).
+"""dataplane: serves traffic as described by the IR (HTTP and HTTPS listeners).
 
 Place in the pipeline: last stage -- ``ir.Config`` -> :class:`DataPlane.apply` ->
 compiled routing tables (:mod:`.router`) executed per request by the HTTP/1.1 proxy
-(:mod:`.http1`, :mod:`.upstream`, :mod:`.messages`, :mod:`.filters`). Imports only
-``turnout.ir``, the standard library, uvloop, httptools and re2.
+(:mod:`.http1`, :mod:`.upstream`, :mod:`.messages`, :mod:`.filters`); clients that speak
+HTTP/2 are handed to :mod:`.http2` (streams routed the same way), and h2c backends are
+reached through :mod:`.upstream_h2` (both built on :mod:`.h2base`). Imports only
+``turnout.ir``, the standard library, uvloop, httptools, h2 and re2.
 """
 
 from turnout.dataplane.server import DataPlane

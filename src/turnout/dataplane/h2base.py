@@ -68,11 +68,6 @@ class Connection(H2Connection):
         self.local_settings = Settings(client=self.config.client_side, initial_values=values)
 
 
-def request_fields(headers: list[Header]) -> Headers:
-    """End-to-end request headers as HTTP/2 fields: lower-case, connection-specific dropped."""
-    return [(lname, value) for lname, _name, value in headers if lname not in _CONNECTION_SPECIFIC]
-
-
 def response_fields(
     status: int, raw: Headers, edits: tuple[HeaderEdit, ...]
 ) -> tuple[Headers, bool]:

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import cast
 
 import h2.config
 import h2.errors
@@ -164,9 +165,9 @@ class H2UpstreamConnection(asyncio.Protocol):
     # --- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = transport  # uvloop's transports are no asyncio.Transport subclass
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)  # type: ignore[union-attr]
+        transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport = transport
+        transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         self.usable = True
         self.pool.connections.add(self)
         h2conn = self.h2
