@@ -64,6 +64,7 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         f"{_GRPC}::test_cross_namespace_backend_needs_reference_grant",
         f"{_GRPC}::test_https_listener_alpn_h2",
         f"{_GRPC}::test_streaming_calls",
+        f"{_GRPC}::test_httproute_and_grpcroute_do_not_share_a_hostname",
         "tests/ir/test_grpcroute_paths.py",
         _GOLDEN,
     ),

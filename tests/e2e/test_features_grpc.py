@@ -177,6 +177,26 @@ INVALID = f"""  - matches: [{method(ECHO, "Missing")}]
 
 INFERRED = f"""  - backendRefs: {to("grpc-plain")}"""
 
+# GEP-1016 "Cross Serving": the older HTTPRoute keeps conflict.example.com, the
+# GRPCRoute is not accepted there (creationTimestamps written in files are kept).
+CONFLICT = """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: http-first, namespace: infra, creationTimestamp: "2025-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [conflict.example.com]
+  rules: [{backendRefs: [{name: grpc-v2, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc-second, namespace: infra, creationTimestamp: "2025-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [conflict.example.com]
+  rules: [{backendRefs: [{name: grpc-v1, port: 8080}]}]
+"""
+
 # GEP-709 for GRPCRoute: "granted" lets GRPCRoutes from infra in, "denied" has no grant.
 GRANT = """---
 apiVersion: gateway.networking.k8s.io/v1beta1
@@ -344,6 +364,7 @@ def env(
         text += service_yaml("grpc-granted", "granted", [backends[2]], app_protocol=H2C)
         text += service_yaml("grpc-denied", "denied", [backends[2]], app_protocol=H2C)
         text += GRANT + grpc_route("cross-namespace", CROSS_NAMESPACE, host="cross.example.com")
+        text += CONFLICT
         text += grpc_route(
             "secure",
             f"  - backendRefs: {to('grpc-v2')}",
@@ -380,7 +401,8 @@ def test_routes_accepted_and_counted(env: Env) -> None:
     gateway = env.turnout.find("Gateway", "gw", "infra")
     listener = gateway["status"]["listeners"][0]
     assert {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"} in listener["supportedKinds"]
-    assert listener["attachedRoutes"] == 10
+    # 10 GRPCRoutes and the HTTPRoute that won conflict.example.com (its GRPCRoute lost).
+    assert listener["attachedRoutes"] == 11
 
 
 def test_exact_method_matching(env: Env) -> None:
@@ -566,3 +588,16 @@ def test_cross_namespace_backend_needs_reference_grant(env: Env) -> None:
     assert conds["Accepted"]["status"] == "True"
     assert conds["ResolvedRefs"]["status"] == "False"
     assert conds["ResolvedRefs"]["reason"] == "RefNotPermitted"
+
+
+def test_httproute_and_grpcroute_do_not_share_a_hostname(env: Env) -> None:
+    """GRPCRoute.spec.hostnames: the older HTTPRoute keeps the hostname, the GRPCRoute
+    is Accepted=False there, and calls for that host are served by the HTTPRoute."""
+    conds = {c["type"]: c for c in _route_conditions(env, "grpc-second")}
+    assert conds["Accepted"]["status"] == "False"
+    assert conds["Accepted"]["reason"] == "NotAllowedByListeners"
+    assert "HTTPRoute infra/http-first" in conds["Accepted"]["message"]
+    winner = env.turnout.find("HTTPRoute", "http-first", "infra")
+    (parent,) = winner["status"]["parents"]
+    assert {c["type"]: c["status"] for c in parent["conditions"]}["Accepted"] == "True"
+    assert env.backend("conflict.example.com", f"/{ECHO}/Echo") == "grpc-v2"
