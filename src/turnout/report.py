@@ -3,8 +3,8 @@
 Shared by `turnout check` (status computed offline) and `turnout status` (status read
 from a running gateway's admin API). The input is always the same thing a Kubernetes
 controller would write: a list of Kubernetes-shaped objects whose `.status` is filled in
-(GatewayClass and Gateway conditions, Gateway listener conditions, HTTPRoute per-parent
-conditions). This module only reads that shape; it never computes a verdict itself,
+(GatewayClass and Gateway conditions, Gateway listener conditions, route per-parent
+conditions of HTTPRoutes and GRPCRoutes). This module only reads that shape; it never computes a verdict itself,
 except for `failing`, which says which of those conditions mean "not working".
 """
 
