@@ -9,7 +9,9 @@ Not listed until their behaviour has such a test: client-certificate features,
 infrastructure propagation,
 TLSRoute, TCPRoute, UDPRoute and mesh. GRPCRoute's RequestMirror and
 ResponseHeaderModifier work (tests/e2e/test_features_grpc.py) but have no feature name
-of their own in pkg/features/grpcroute.go.
+of their own in pkg/features/grpcroute.go. Session persistence (GEP-1619) is served and
+tested (tests/e2e/test_features_session_persistence.py), but the Gateway API defines no
+feature name for it (pkg/features), so it is not listed either.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ configuration, so it is published only once that configuration is served.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import ipaddress
 import logging
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -200,6 +202,8 @@ class Pipeline:
     # IR rules and virtual hosts of unchanged routes are reused.
     ir_cache: BuildCache = field(default_factory=BuildCache)
     version: int = 0
+    # Signs session persistence tokens in every worker (ir.Config.session_key).
+    session_key: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
 
     def __post_init__(self) -> None:
         self.source = FileSource(list(self.options.paths))
@@ -223,6 +227,7 @@ class Pipeline:
             port_offset=self.options.port_offset,
             version=self.version,
             cache=self.ir_cache,
+            session_key=self.session_key,
         )
         return loaded, built, config
 

@@ -98,6 +98,23 @@ class HeaderEdit:
         return headers
 
 
+class HeaderAppend(HeaderEdit):
+    """Adds one header line and keeps the others: Set-Cookie lines must never be joined
+    with "," (RFC 6265 3), as HeaderEdit's ``add`` does for other headers."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: Header) -> None:  # no HeaderEdit.__init__: nothing to validate
+        self.line = line
+        self.set = ()
+        self.add = ()
+        self.remove = frozenset()
+
+    def apply(self, headers: list[Header]) -> list[Header]:
+        headers.append(self.line)
+        return headers
+
+
 class PathEdit:
     """A compiled HTTPPathModifier, shared by RequestRedirect and URLRewrite."""
 

@@ -35,6 +35,9 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
   while too many bytes wait for a not-yet-attached upstream or too many pipelined
   requests are queued. ``ClientConnection._paused`` is a bit set of these reasons; the
   transport is paused iff it is non-zero.
+* **Session persistence.** A rule with ``sessionPersistence`` picks its backendRef and
+  endpoint through :mod:`turnout.dataplane.session` (the client's session, or a new
+  one announced on the response); other rules pay one attribute test.
 * **Upgrade.** A request with ``Connection: upgrade`` and ``Upgrade`` (a WebSocket
   handshake) and no body is forwarded with both headers; llhttp parses nothing after it,
   so the connection is not kept alive. A ``101`` from the backend is relayed and both
@@ -532,7 +535,14 @@ def route_request(
     if rule is None:
         exchange.local_status(404)
         return
-    target = rule.choose()
+    sticky = rule.sticky
+    pinned: EndpointPool | None = None
+    if sticky is None:
+        target = rule.choose()
+    else:  # sessionPersistence: the session's backend and endpoint, or a new session
+        target, pinned, issued = sticky.route(rule, request.kept)
+        if issued is not None:
+            target = target.with_response_edit(issued)
     cors = rule.cors
     if cors is not None:
         origin = _header(request.kept, b"origin")
@@ -558,7 +568,7 @@ def route_request(
             target.redirect.status, location, exchange.connection_header()
         )
     else:
-        _forward(exchange, method, path, query if sep else None, request, target, client)
+        _forward(exchange, method, path, query if sep else None, request, target, client, pinned)
 
 
 def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | None:
@@ -608,9 +618,12 @@ def _forward(
     request: msg.RequestHeaders,
     target: Target,
     client: ClientConnection,
+    pinned: EndpointPool | None = None,
 ) -> None:
-    cluster = target.cluster
-    pool = None if cluster is None else cluster.pick()
+    pool = pinned
+    if pool is None:
+        cluster = target.cluster
+        pool = None if cluster is None else cluster.pick()
     if pool is None:
         exchange.local_status(503)  # a cluster without ready endpoints
         return

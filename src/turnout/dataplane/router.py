@@ -34,6 +34,8 @@ import re2
 from turnout import ir
 from turnout.dataplane.filters import Cors, HeaderEdit, Redirect, Rewrite
 from turnout.dataplane.policy import RoutePolicy, compile_policy
+from turnout.dataplane.session import StickyRule
+from turnout.dataplane.session import use_key as use_session_key
 from turnout.ir.model import StringMatchType
 
 if TYPE_CHECKING:
@@ -288,7 +290,16 @@ class Target:
 class Rule:
     """A compiled HTTPRouteRule: a path matcher, extra conditions and a weighted choice."""
 
-    __slots__ = ("_cumulative", "_targets", "_total", "conditions", "cors", "name", "path")
+    __slots__ = (
+        "_cumulative",
+        "_targets",
+        "_total",
+        "conditions",
+        "cors",
+        "name",
+        "path",
+        "sticky",
+    )
 
     def __init__(
         self,
@@ -297,11 +308,13 @@ class Rule:
         conditions: tuple[Condition, ...],
         weighted: Sequence[tuple[int, Target]],
         cors: Cors | None = None,
+        sticky: StickyRule | None = None,
     ) -> None:
         self.name = name
         self.path = path
         self.conditions = conditions
         self.cors = cors  # the rule's CORS filter; None for most rules
+        self.sticky = sticky  # sessionPersistence (GEP-1619); None for most rules
         live = [(w, t) for w, t in weighted if w > 0]  # weight 0 is never chosen
         self._targets = tuple(t for _, t in live)
         cumulative: list[float] = []
@@ -413,6 +426,7 @@ def compile_routes(
     ``begin()`` once per configuration) hands back unchanged virtual hosts' tables.
     """
     table = RouteTable(config.version)
+    use_session_key(config.session_key)
     for gateway in config.gateways:
         for listener in gateway.listeners:
             if listener.protocol != "HTTP":
@@ -480,8 +494,13 @@ def _compile_rule(
     ]
     if not any(weight > 0 for weight, _ in weighted):
         # The control plane sets direct_status for this; be safe if it did not.
-        weighted = [(1, Target(status=500))]
-    return Rule(rule.name, path, conditions, weighted, cors)
+        return Rule(rule.name, path, conditions, [(1, Target(status=500))], cors)
+    sticky = None
+    if rule.session_persistence is not None:
+        targets = [target for _, target in weighted]
+        tls = listener.protocol == "HTTPS"
+        sticky = StickyRule(rule.session_persistence, targets, tls=tls)
+    return Rule(rule.name, path, conditions, weighted, cors, sticky)
 
 
 def _redirect(

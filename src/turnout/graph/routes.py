@@ -13,6 +13,7 @@ older route keeps it and the other is not accepted there (`_reject_cross_kind`).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ from turnout.graph.model import (
 from turnout.graph.regex import bad_regex as _bad_regex
 from turnout.ir.model import RetryPolicy
 from turnout.resources.grpcroute import GRPCBackendRef, GRPCRouteFilter, GRPCRouteRule
-from turnout.resources.httproute import HTTPBackendRef, HTTPRouteFilter, HTTPRouteRule
+from turnout.resources.httproute import (
+    HTTPBackendRef,
+    HTTPRouteFilter,
+    HTTPRouteRule,
+    SessionPersistence,
+)
 from turnout.resources.meta import ParentReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
@@ -232,7 +238,9 @@ def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
     if rule.retry is not None:
         problems.extend(parse_retry(rule.retry, f"{field}.retry")[1])
     if rule.session_persistence is not None:
-        problems.append(f"{field}.sessionPersistence: session persistence is not supported yet")
+        problems.extend(
+            _session_persistence(rule.session_persistence, f"{field}.sessionPersistence")
+        )
     for i, match in enumerate(rule.matches):
         where = f"{field}.matches[{i}]"
         if match.path.type == "RegularExpression":
@@ -253,6 +261,26 @@ def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
                     f"{field}.backendRefs[{j}].filters[{k}].type: {flt.type} is not "
                     "supported on a backendRef yet"
                 )
+    return problems
+
+
+# What a Cookie Path attribute may hold (RFC 6265 4.1.1 path-value: no CTL, no ";").
+_COOKIE_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")
+
+
+def _session_persistence(spec: SessionPersistence, field: str) -> list[str]:
+    """GEP-1619 values turnout cannot honour: a zero absoluteTimeout (no session could
+    live) and a cookie path that is not a plain URL path (it would inject attributes).
+    Fields the API does not define (sessionName/idleTimeout of earlier API versions)
+    were dropped by the loader with a warning, as the API server prunes them."""
+    problems: list[str] = []
+    if spec.absolute_timeout is not None and not parse_duration(spec.absolute_timeout):
+        problems.append(f"{field}.absoluteTimeout: must be longer than 0s")
+    if spec.cookie is not None and _COOKIE_PATH.fullmatch(spec.cookie.path) is None:
+        problems.append(
+            f"{field}.cookie.path: {spec.cookie.path!r} is not a cookie path "
+            "(starts with /, no spaces, semicolons or control characters)"
+        )
     return problems
 
 

@@ -21,6 +21,7 @@ HTTPRoute and a GRPCRoute whose hostnames intersect on a listener (GEP-1016).
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ from turnout.resources.grpcroute import (
     GRPCRouteRule,
 )
 from turnout.resources.httproute import (
+    CookieConfig,
     HTTPCORSFilter,
     HTTPHeaderFilter,
     HTTPHeaderMatch,
@@ -47,6 +49,7 @@ from turnout.resources.httproute import (
     HTTPRouteFilter,
     HTTPRouteMatch,
     HTTPRouteRule,
+    SessionPersistence,
 )
 from turnout.util.duration import optional_timeout
 
@@ -54,10 +57,16 @@ _PATH_ORDER = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
 
 
 def build(
-    graph: Graph, *, port_offset: int = 0, version: int = 0, cache: BuildCache | None = None
+    graph: Graph,
+    *,
+    port_offset: int = 0,
+    version: int = 0,
+    cache: BuildCache | None = None,
+    session_key: str = "",
 ) -> ir.Config:
     """The IR of ``graph``. ``cache`` (kept by the caller across builds) lets unchanged
-    routes and virtual hosts reuse last build's work; the IR is the same without it."""
+    routes and virtual hosts reuse last build's work; the IR is the same without it.
+    ``session_key`` (a secret drawn by the caller) is passed through to the data plane."""
     clusters = {
         name: ir.Cluster(
             name,
@@ -74,7 +83,9 @@ def build(
         for gateway in graph.gateways.values()
         if gateway.accepted and gateway.address is not None
     ]
-    return ir.Config(version=version, gateways=tuple(gateways), clusters=clusters)
+    return ir.Config(
+        version=version, gateways=tuple(gateways), clusters=clusters, session_key=session_key
+    )
 
 
 def _cluster_protocol(protocol: str | None) -> ir.ClusterProtocol:
@@ -225,7 +236,8 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
             direct_status=_direct_status(rule, filters, backends),
         )
         if isinstance(spec, HTTPRouteRule):
-            base = _with_http_policies(base, spec)
+            session = f"{prefix}/{route.namespace}/{route.name}/rule/{rule.index}"
+            base = _with_http_policies(base, spec, session)
         for m, (match, key) in enumerate(_compiled_matches(rule)):
             ir_rule = msgspec.structs.replace(
                 base,
@@ -237,8 +249,11 @@ def _route_rules(route: RouteNode) -> list[KeyedRule]:
     return out
 
 
-def _with_http_policies(base: ir.HTTPRouteRule, spec: HTTPRouteRule) -> ir.HTTPRouteRule:
-    """HTTPRoute-only rule settings: timeouts and retries (GRPCRoute has neither)."""
+def _with_http_policies(
+    base: ir.HTTPRouteRule, spec: HTTPRouteRule, session: str
+) -> ir.HTTPRouteRule:
+    """HTTPRoute-only rule settings: timeouts, retries and session persistence (GRPCRoute
+    has none of them here)."""
     timeouts = spec.timeouts
     retry = None
     if spec.retry is not None:
@@ -248,6 +263,30 @@ def _with_http_policies(base: ir.HTTPRouteRule, spec: HTTPRouteRule) -> ir.HTTPR
         request_timeout=optional_timeout(timeouts.request) if timeouts else None,
         backend_request_timeout=optional_timeout(timeouts.backend_request) if timeouts else None,
         retry=retry,
+        session_persistence=_session_persistence(spec.session_persistence, session),
+    )
+
+
+def _session_persistence(
+    spec: SessionPersistence | None, session: str
+) -> ir.SessionPersistence | None:
+    """GEP-1619: a cookie without a name gets one unique to its rule; Path defaults to
+    "/" (CookieConfig.Path); absoluteTimeout "0s" was refused by the graph."""
+    if spec is None:
+        return None
+    timeout = optional_timeout(spec.absolute_timeout) if spec.absolute_timeout else None
+    if spec.type == "Header":
+        assert spec.header is not None  # CEL: header must be specified for Header type
+        return ir.SessionPersistence("Header", spec.header.name, session, absolute_timeout=timeout)
+    cookie = spec.cookie or CookieConfig()
+    name = cookie.name or "turnout-session-" + hashlib.sha256(session.encode()).hexdigest()[:12]
+    return ir.SessionPersistence(
+        "Cookie",
+        name,
+        session,
+        path=cookie.path,
+        absolute_timeout=timeout,
+        permanent=cookie.lifetime_type == "Permanent",
     )
 
 

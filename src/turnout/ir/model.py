@@ -198,6 +198,23 @@ class RetryPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
     backoff: float = 0.0  # seconds, minimum wait between attempts
 
 
+class SessionPersistence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """HTTPRouteRule.sessionPersistence (GEP-1619), resolved.
+
+    ``name`` is the cookie's (generated from ``session`` when the spec names none) or the
+    header's. ``session`` identifies the rule: sessions are never shared between rules,
+    even to the same Service. ``absolute_timeout`` is in seconds; ``permanent`` cookies
+    carry it as Max-Age.
+    """
+
+    type: Literal["Cookie", "Header"]
+    name: str
+    session: str  # "httproute/<ns>/<name>/rule/<i>"
+    path: str = "/"
+    absolute_timeout: float | None = None
+    permanent: bool = False
+
+
 class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
     """One (rule, match) pair of an HTTPRoute or a GRPCRoute, as placed in the
     precedence order (a GRPCRoute's method match is compiled to a path match)."""
@@ -213,6 +230,7 @@ class HTTPRouteRule(msgspec.Struct, frozen=True, omit_defaults=True):
     request_timeout: float | None = None
     backend_request_timeout: float | None = None
     retry: RetryPolicy | None = None
+    session_persistence: SessionPersistence | None = None
 
 
 class VirtualHost(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -265,6 +283,10 @@ class Config(msgspec.Struct, frozen=True, omit_defaults=True):
     version: int = 0
     gateways: tuple[Gateway, ...] = ()
     clusters: dict[str, Cluster] = {}
+    # Secret (base64) the data plane signs session persistence cookies/headers with; the
+    # control plane draws it once per process, so every worker accepts every other's
+    # sessions. Redacted by ``to_json``.
+    session_key: str = ""
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -281,7 +303,9 @@ def to_json(config: Config) -> bytes:
 
 
 def redacted(config: Config) -> Config:
-    """``config`` with every private key replaced by ``REDACTED``."""
+    """``config`` with every private key (and the session key) replaced by ``REDACTED``."""
+    if config.session_key:
+        config = msgspec.structs.replace(config, session_key=REDACTED)
     if not any(
         gw.backend_client_certificate is not None or any(ln.tls is not None for ln in gw.listeners)
         for gw in config.gateways

@@ -159,6 +159,30 @@ class HTTPRouteTimeouts(GatewayAPIModel):
     backend_request: Duration | None = None
 
 
+# RFC 6265 cookie-name = token, as HeaderName (CookieName in apis/v1/shared_types.go).
+CookieName = HeaderName
+
+
+class CookieConfig(GatewayAPIModel):
+    name: CookieName | None = None
+    path: Annotated[str, Field(max_length=1024)] = "/"
+    lifetime_type: Literal["Permanent", "Session"] = "Session"
+
+
+class HeaderConfig(GatewayAPIModel):
+    name: HeaderName
+
+
+class SessionPersistence(GatewayAPIModel):
+    """GEP-1619 (experimental). The CEL rules tying ``type`` to ``cookie``/``header``
+    and Permanent cookies to ``absoluteTimeout`` are in ``validation``."""
+
+    absolute_timeout: Duration | None = None
+    type: Literal["Cookie", "Header"] = "Cookie"
+    cookie: CookieConfig | None = None
+    header: HeaderConfig | None = None
+
+
 class HTTPRouteRule(GatewayAPIModel):
     name: SectionName | None = None
     matches: Annotated[list[HTTPRouteMatch], Field(max_length=64)] = [HTTPRouteMatch()]
@@ -167,7 +191,7 @@ class HTTPRouteRule(GatewayAPIModel):
     timeouts: HTTPRouteTimeouts | None = None
     # Experimental; typed by later work.
     retry: AnyDict | None = None
-    session_persistence: AnyDict | None = None
+    session_persistence: SessionPersistence | None = None
 
 
 class HTTPRouteSpec(GatewayAPIModel):

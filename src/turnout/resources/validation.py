@@ -29,6 +29,7 @@ from turnout.resources.httproute import (
     HTTPRouteFilter,
     HTTPRouteMatch,
     HTTPRouteRule,
+    SessionPersistence,
 )
 from turnout.resources.listenerset import ListenerSet
 from turnout.resources.meta import BackendObjectReference, LabelSelector, ParentReference
@@ -211,6 +212,8 @@ def _rule(rule: HTTPRouteRule, path: str) -> Errors:
         bpath = f"{path}.backendRefs[{k}]"
         yield from _backend_port(backend, bpath)
         yield from _filter_list(backend.filters, f"{bpath}.filters", rule)
+    if rule.session_persistence is not None:
+        yield from _session_persistence(rule.session_persistence, f"{path}.sessionPersistence")
     timeouts = rule.timeouts
     if timeouts is not None and timeouts.request and timeouts.backend_request:
         request = duration_ms(timeouts.request)
@@ -219,6 +222,23 @@ def _rule(rule: HTTPRouteRule, path: str) -> Errors:
                 f"{path}.timeouts.backendRequest",
                 f"must not be longer than the request timeout ({timeouts.request})",
             )
+
+
+def _session_persistence(sp: SessionPersistence, path: str) -> Errors:
+    """The SessionPersistence CEL rules (apis/v1/shared_types.go)."""
+    if sp.cookie is not None and sp.type != "Cookie":
+        yield FieldError(f"{path}.cookie", "cookie must be nil if type is not Cookie")
+    if sp.type == "Cookie" and sp.cookie is None:
+        yield FieldError(f"{path}.cookie", "cookie must be specified for Cookie type")
+    if sp.header is not None and sp.type != "Header":
+        yield FieldError(f"{path}.header", "header must be nil if type is not Header")
+    if sp.type == "Header" and sp.header is None:
+        yield FieldError(f"{path}.header", "header must be specified for Header type")
+    if sp.cookie is not None and sp.cookie.lifetime_type == "Permanent" and not sp.absolute_timeout:
+        yield FieldError(
+            f"{path}.absoluteTimeout",
+            "AbsoluteTimeout must be specified when cookie lifetimeType is Permanent",
+        )
 
 
 def _backend_port(ref: BackendObjectReference, path: str) -> Errors:
