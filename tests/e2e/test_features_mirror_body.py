@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httptools
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -256,3 +257,26 @@ def test_stalled_mirror_does_not_hold_back_the_primary(env: Env) -> None:
     drained = [env.stalled.drain(conn, timeout=2) for conn in env.stalled.accepted]
     assert sum(received for received, _ in drained) < size, drained
     assert all(closed for received, closed in drained if received), drained
+
+
+def test_request_mirror_with_body_over_http2(env: Env) -> None:
+    """The same through an HTTP/2 (h2c prior knowledge) client: with a content-length,
+    and without one (the body is then chunked towards the primary and the mirror)."""
+    for i, sized in enumerate((True, False)):
+        body = os.urandom(200_000 + i)
+        path = f"/mirror/h2-{i}"
+        content: bytes | Iterator[bytes] = body if sized else iter([body[:70_000], body[70_000:]])
+        with httpx.Client(http1=False, http2=True) as client:
+            resp = client.post(
+                f"http://{env.address}:{PORT}{path}", content=content, headers={"host": HOST}
+            )
+        assert resp.http_version == "HTTP/2"
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["body_length"] == len(body)
+        wait_for(
+            lambda path=path: any(r.path == path for r in env.recorder.seen),  # type: ignore[misc]
+            timeout=10,
+            what="the mirrored request",
+        )
+        copy = next(r for r in env.recorder.seen if r.path == path)
+        assert hashlib.sha256(copy.body).digest() == hashlib.sha256(body).digest()

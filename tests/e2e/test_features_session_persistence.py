@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -190,3 +191,17 @@ def test_removed_endpoint_is_rebalanced(
     pod = resp.json()["pod"]
     for _ in range(20):
         assert _get(env, "/cookie", {"Cookie": f"sticky={new_value}"}).json()["pod"] == pod
+
+
+def test_cookie_session_over_http2(env: Env) -> None:
+    """HTTP/2 clients (h2c prior knowledge) get and keep sessions the same way."""
+    with httpx.Client(http1=False, http2=True, base_url=f"http://{env[1]}:{PORT}") as client:
+        first = client.get("/cookie", headers={"host": HOST})
+        assert first.http_version == "HTTP/2" and first.status_code == 200
+        value = first.cookies["sticky"]
+        pod = first.json()["pod"]
+        client.cookies.clear()
+        for _ in range(20):
+            resp = client.get("/cookie", headers={"host": HOST, "cookie": f"a=1; sticky={value}"})
+            assert resp.json()["pod"] == pod
+            assert "set-cookie" not in resp.headers

@@ -65,7 +65,7 @@ import httptools
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
-from turnout.dataplane.mirror import MirrorExchange
+from turnout.dataplane.mirror import MirrorExchange, drop_mirrors, feed_mirrors, finish_mirrors
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
 from turnout.dataplane.tunnel import Tunnel
@@ -787,8 +787,8 @@ class Exchange:
     def _drop_mirrors(self) -> None:
         mirrors = self.mirrors
         self.mirrors = None
-        for mirror in mirrors or ():
-            mirror.drop()
+        if mirrors is not None:
+            drop_mirrors(mirrors)
 
     def abort(self) -> None:
         """The client went away: drop the upstream connection (its state is unknown)."""
@@ -811,8 +811,7 @@ class Exchange:
             data = b"%x\r\n" % len(data) + data + b"\r\n"
         mirrors = self.mirrors
         if mirrors is not None:
-            for mirror in mirrors:
-                mirror.send(data)
+            feed_mirrors(mirrors, data)
         if not self.response_done:  # else failed already: the body is read and dropped
             self.send_upstream(data)
 
@@ -821,10 +820,7 @@ class Exchange:
         mirrors = self.mirrors
         if mirrors is not None:
             self.mirrors = None
-            for mirror in mirrors:
-                if self.chunked:
-                    mirror.send(msg.LAST_CHUNK)
-                mirror.finish()
+            finish_mirrors(mirrors, msg.LAST_CHUNK if self.chunked else b"")
         if self.chunked and self.pool is not None and not self.response_done:
             self.send_upstream(msg.LAST_CHUNK)
         if self.response_done and self.client.exchanges and self.client.exchanges[0] is self:

@@ -147,3 +147,26 @@ class MirrorExchange:
 
     def upstream_paused(self, paused: bool) -> None:
         pass  # never pause the client for a mirror; send() bounds the buffer instead
+
+
+# --- used by the client-side exchanges (http1.Exchange, http2.H2Stream) ------------------
+
+
+def feed_mirrors(mirrors: list[MirrorExchange], data: bytes) -> None:
+    """More of the request body, framed as for the primary upstream."""
+    for mirror in mirrors:
+        mirror.send(data)
+
+
+def finish_mirrors(mirrors: list[MirrorExchange], last: bytes) -> None:
+    """The request was read completely; ``last`` ends a chunked body (else empty)."""
+    for mirror in mirrors:
+        if last:
+            mirror.send(last)
+        mirror.finish()
+
+
+def drop_mirrors(mirrors: list[MirrorExchange]) -> None:
+    """The request will not be read completely: give up every copy."""
+    for mirror in mirrors:
+        mirror.drop()
