@@ -202,6 +202,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0(
     thread.join(15)
     assert len(slow) == 1 and isinstance(slow[0], Response), slow
     assert slow[0].status == 200
+    assert slow[0].headers.get("connection") == "close"  # no next request on it
     assert t.process.wait(15) == 0
 
 

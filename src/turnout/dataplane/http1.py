@@ -454,6 +454,11 @@ class ClientConnection(asyncio.Protocol):
         """Graceful stop: close now when idle, else after the exchanges in flight; a
         tunnel (an upgraded connection) is closed now: it has no end of its own."""
         self.draining = True
+        for exchange in self.exchanges:
+            if not exchange.response_started:
+                # Its response says "Connection: close", so the client does not send
+                # another request on a connection about to close (and see it reset).
+                exchange.keep_alive = False
         if self.tunnel is not None:
             self.tunnel.close()
         elif not self.exchanges:
