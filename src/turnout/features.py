@@ -5,7 +5,7 @@ A feature is listed only when the data plane honours it; each entry names the te
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
 
-Not listed until their behaviour has such a test: client-certificate features,
+Not listed until their behaviour has such a test: backend client certificates,
 infrastructure propagation,
 TLSRoute, TCPRoute, UDPRoute and mesh. GRPCRoute's RequestMirror and
 ResponseHeaderModifier work (tests/e2e/test_features_grpc.py) but have no feature name
@@ -26,6 +26,7 @@ _CORS = "tests/e2e/test_features_cors.py"
 _BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
 _BACKEND_TLS = "tests/e2e/test_features_backend_tls.py"
 _GRPC = "tests/e2e/test_features_grpc.py"
+_FRONTEND_MTLS = "tests/e2e/test_features_frontend_mtls.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "BackendTLSPolicy": (
@@ -40,6 +41,14 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "Gateway": (
         "tests/e2e/test_run.py::test_gateway_status_and_address",
         _GOLDEN,
+    ),
+    "GatewayFrontendClientCertificateValidation": (
+        f"{_FRONTEND_MTLS}::test_default_and_per_port_validation",
+        f"{_FRONTEND_MTLS}::test_invalid_ca_refs_reject_only_https_listeners",
+        _GOLDEN,
+    ),
+    "GatewayFrontendClientCertificateValidationInsecureFallback": (
+        f"{_FRONTEND_MTLS}::test_insecure_fallback_accepts_any_client",
     ),
     "GatewayAddressEmpty": (f"{_GATEWAY}::test_address_without_value_is_assigned",),
     "GatewayHTTPListenerIsolation": (f"{_GATEWAY}::test_http_listener_isolation",),

@@ -48,12 +48,20 @@ _LISTEN_BACKLOG = 1024
 
 
 class _BoundSocket:
-    __slots__ = ("server", "state", "tls")
+    __slots__ = ("context", "server", "state", "tls")
 
-    def __init__(self, server: asyncio.Server, state: SocketState, *, tls: bool) -> None:
+    def __init__(
+        self,
+        server: asyncio.Server,
+        state: SocketState,
+        *,
+        tls: bool,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         self.server = server
         self.state = state
         self.tls = tls  # serves HTTPS listeners: its table must stay a TLSSocketTable
+        self.context = context  # the TLS socket's context (client certificate requests)
 
 
 class DataPlane:
@@ -217,17 +225,18 @@ class DataPlane:
                 errors[key] = str(exc)
                 continue
             state = SocketState(socket_table, self.limits)
+            context = None
             if is_tls:
+                context = tls.server_context(state)
+                tls.apply_verify_mode(context, socket_table)
                 server = await loop.create_server(
-                    functools.partial(tls.TLSClientConnection, state),
-                    sock=sock,
-                    ssl=tls.server_context(state),
+                    functools.partial(tls.TLSClientConnection, state), sock=sock, ssl=context
                 )
             else:
                 server = await loop.create_server(
                     functools.partial(ClientConnection, state), sock=sock
                 )
-            self._sockets[key] = _BoundSocket(server, state, tls=is_tls)
+            self._sockets[key] = _BoundSocket(server, state, tls=is_tls, context=context)
         return errors
 
     def _swap(self, table: RouteTable) -> None:
@@ -235,6 +244,8 @@ class DataPlane:
             socket_table = table.sockets.get(key)
             if socket_table is not None:
                 bound.state.table = socket_table
+                if bound.context is not None:
+                    tls.apply_verify_mode(bound.context, socket_table)
 
     def _close_removed(self, table: RouteTable) -> None:
         for key in [k for k in self._sockets if k not in table.sockets]:

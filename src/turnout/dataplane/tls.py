@@ -24,6 +24,19 @@ content, so unchanged certificates are not reloaded) and a new table; swapping t
 table is one reference assignment, so the next handshake sees the new certificate while
 open connections keep the session they negotiated. The listening socket stays open.
 
+Client certificates (Gateway ``spec.tls.frontend``, GEP-91). Whether a client is asked
+for a certificate is decided when OpenSSL creates the connection, from the *socket's*
+context (``SSL_set_SSL_CTX`` in the SNI callback does not change it), while the chain
+is verified against the CA store of the per-certificate context SNI chose. So the CAs
+are loaded into the per-certificate contexts, and ``DataPlane.apply`` sets the socket
+context's ``verify_mode`` from the table it swaps in (:func:`apply_verify_mode`):
+frontend validation is per port, and a socket is one port of one Gateway.
+``AllowValidOnly`` requires a certificate that verifies (else the handshake fails).
+``AllowInsecureFallback`` accepts every client: Python's ``ssl`` cannot ask for a
+certificate and then ignore a failed verification (no verify callback), so in that
+mode no certificate is requested at all; turnout does not forward client certificate
+details to backends, so nothing is lost for routing.
+
 Invariants: contexts are TLS 1.2+, ALPN ``h2`` then ``http/1.1`` (a connection that
 selects ``h2`` is handed to :mod:`turnout.dataplane.http2`, which routes with the same
 ``lookup``, so SNI and Host checks are the same for both); private
@@ -76,14 +89,34 @@ def _base_settings(context: ssl.SSLContext) -> None:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
 
 
-def load_certificate(listener: str, certificate: ir.TLSCertificate) -> CertificateContext:
-    """A context serving ``certificate`` for ``listener``; raises ssl.SSLError or OSError."""
+def load_certificate(
+    listener: str,
+    certificate: ir.TLSCertificate,
+    client_validation: ir.ClientValidation | None = None,
+) -> CertificateContext:
+    """A context serving ``certificate`` for ``listener`` (and trusting the client CAs
+    of ``AllowValidOnly`` validation); raises ssl.SSLError, OSError or ValueError."""
     context = CertificateContext(ssl.PROTOCOL_TLS_SERVER)
     context.listener = listener
     _base_settings(context)
     with pem_file(certificate.cert_chain) as chain, pem_file(certificate.private_key) as key:
         context.load_cert_chain(chain, key)
+    if requires_client_certificate(client_validation):
+        assert client_validation is not None
+        context.load_verify_locations(cadata=client_validation.ca_pem)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def requires_client_certificate(validation: ir.ClientValidation | None) -> bool:
+    return validation is not None and validation.mode == "AllowValidOnly"
+
+
+def apply_verify_mode(context: ssl.SSLContext, table: SocketTable) -> None:
+    """Ask new connections of a TLS socket for client certificates if its table says so."""
+    wanted = table.verify_mode if isinstance(table, TLSSocketTable) else ssl.CERT_NONE
+    if context.verify_mode != wanted:
+        context.verify_mode = wanted
 
 
 class TLSListener:
@@ -111,15 +144,19 @@ class TLSSocketTable(SocketTable):
     the same listener.
     """
 
-    __slots__ = ("_routes", "listener_names", "tls")
+    __slots__ = ("_routes", "listener_names", "tls", "verify_mode")
 
     def __init__(self) -> None:
         super().__init__()
         self.tls: HostMap[TLSListener] = HostMap()
         self.listener_names: list[str] = []
+        # CERT_REQUIRED when the port's listeners validate client certificates.
+        self.verify_mode = ssl.CERT_NONE
         self._routes: dict[tuple[str, bytes], VirtualHostTable | None] = {}
 
     def add(self, listener: ir.Listener, table: ListenerTable, tls: TLSListener) -> None:
+        if listener.tls is not None and requires_client_certificate(listener.tls.client_validation):
+            self.verify_mode = ssl.CERT_REQUIRED
         self.listeners.add(listener.hostname, table)
         self.tls.add(listener.hostname, tls)
         self.listener_names.append(listener.name)
@@ -202,11 +239,15 @@ def server_context(state: SocketState) -> ssl.SSLContext:
     return context
 
 
+# (listener, certificate chain, private key, client validation)
+CacheKey = tuple[str, str, str, ir.ClientValidation | None]
+
+
 class CertificateCache:
     """Loaded contexts by (listener, key pair), kept across configurations."""
 
     def __init__(self) -> None:
-        self._contexts: dict[tuple[str, str, str], CertificateContext] = {}
+        self._contexts: dict[CacheKey, CertificateContext] = {}
 
     def build(
         self, config: ir.Config, compiled: Mapping[str, ListenerTable]
@@ -217,7 +258,7 @@ class CertificateCache:
         """
         sockets: dict[SocketKey, TLSSocketTable] = {}
         errors: dict[str, str] = {}
-        used: dict[tuple[str, str, str], CertificateContext] = {}
+        used: dict[CacheKey, CertificateContext] = {}
         for gateway in config.gateways:
             for listener in gateway.listeners:
                 if listener.protocol != "HTTPS":
@@ -237,18 +278,19 @@ class CertificateCache:
     def _load(
         self,
         listener: ir.Listener,
-        used: dict[tuple[str, str, str], CertificateContext],
+        used: dict[CacheKey, CertificateContext],
         errors: dict[str, str],
     ) -> list[tuple[ir.TLSCertificate, CertificateContext]]:
         loaded = []
         problems = []
         certificates = listener.tls.certificates if listener.tls is not None else ()
+        validation = listener.tls.client_validation if listener.tls is not None else None
         for certificate in certificates:
-            key = (listener.name, certificate.cert_chain, certificate.private_key)
+            key = (listener.name, certificate.cert_chain, certificate.private_key, validation)
             context = used.get(key) or self._contexts.get(key)
             if context is None:
                 try:
-                    context = load_certificate(listener.name, certificate)
+                    context = load_certificate(listener.name, certificate, validation)
                 except (ssl.SSLError, OSError, ValueError) as exc:
                     problems.append(f"{certificate.name}: {exc}")
                     continue

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from turnout.graph import tls
+from turnout.graph.gatewaytls import client_validation_problems, gateway_tls_conditions
 from turnout.graph.model import GatewayClassNode, GatewayNode, Key, ListenerNode, ListenerSetNode
 from turnout.resources import Gateway
 from turnout.resources.gateway import GatewaySpecAddress, Listener
@@ -76,6 +77,7 @@ def build_gateways(
         ]
         _mark_conflicts(node.listeners)
         _accept_gateway(node, gateway)
+        node.conditions.extend(gateway_tls_conditions(node, snapshot))
         nodes[key] = node
     return nodes
 
@@ -131,6 +133,7 @@ def _listener_node(
             snapshot, owner.namespace, listener, path, from_kind=owner.obj.kind
         )
         unresolved += [(problem.reason, problem.message) for problem in problems]
+        unresolved += client_validation_problems(node, snapshot)
         if not node.certificates:
             node.not_programmable = "the listener has no usable TLS certificate (see ResolvedRefs)"
     if unresolved:

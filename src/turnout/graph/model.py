@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from turnout.graph.tls import ListenerCertificate
+from turnout.graph.tls import ClientValidation, ListenerCertificate
 from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute, ListenerSet
 from turnout.resources.gateway import Listener
 from turnout.resources.grpcroute import GRPCRouteRule
@@ -47,6 +47,8 @@ class ListenerNode:
     routes: list[tuple[RouteNode, list[str]]] = field(default_factory=list)
     # HTTPS listeners: the certificateRefs that resolved to usable key pairs.
     certificates: list[ListenerCertificate] = field(default_factory=list)
+    # HTTPS listeners with spec.tls.frontend validation: what clients must present.
+    client_validation: ClientValidation | None = None
     # Why an accepted listener still cannot be programmed (an HTTPS listener without a
     # usable certificate); it keeps counting attachedRoutes.
     not_programmable: str | None = None
@@ -116,6 +118,8 @@ class GatewayNode(_NamespacedNode):
     # Set when requested addresses cannot be used: Programmed says so, whatever the
     # data plane reports.
     address_condition: Condition | None = None
+    # spec.tls.backend.clientCertificateRef, when it resolved to a usable key pair.
+    backend_client_certificate: ListenerCertificate | None = None
     # ListenerSets naming this Gateway as parent that it lets attach, in precedence order.
     listener_sets: list[ListenerSetNode] = field(default_factory=list)
 

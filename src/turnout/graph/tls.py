@@ -25,8 +25,8 @@ from cryptography.x509.oid import NameOID
 
 from turnout.graph import hostnames
 from turnout.resources import Secret
-from turnout.resources.gateway import Listener
-from turnout.resources.meta import SecretObjectReference
+from turnout.resources.gateway import FrontendTLSValidation, Gateway, Listener
+from turnout.resources.meta import ObjectReference, SecretObjectReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 
@@ -93,7 +93,7 @@ def resolve_certificate_refs(
         result = _resolve(
             snapshot,
             gateway_namespace,
-            listener,
+            listener.hostname,
             ref,
             f"{path}.tls.certificateRefs[{i}]",
             from_kind,
@@ -105,10 +105,18 @@ def resolve_certificate_refs(
     return certificates, problems
 
 
+def resolve_secret_key_pair(
+    snapshot: Snapshot, gateway_namespace: str, ref: SecretObjectReference, field: str
+) -> ListenerCertificate | CertificateRefProblem:
+    """A key pair a Gateway presents as a client (``tls.backend.clientCertificateRef``),
+    with the same rules and reasons as a listener certificateRef."""
+    return _resolve(snapshot, gateway_namespace, None, ref, field, "Gateway")
+
+
 def _resolve(
     snapshot: Snapshot,
     gateway_namespace: str,
-    listener: Listener,
+    listener_hostname: str | None,
     ref: SecretObjectReference,
     field: str,
     from_kind: str,
@@ -140,16 +148,19 @@ def _resolve(
     if isinstance(loaded, str):
         return CertificateRefProblem(INVALID_CERTIFICATE_REF, f"{field}: Secret {shown}: {loaded}")
     chain_pem, key_pem, names = loaded
-    served = _served_hostnames(listener.hostname, names)
+    served = _served_hostnames(listener_hostname, names)
     return ListenerCertificate((namespace, ref.name), chain_pem, key_pem, served)
 
 
-def _kind(ref: SecretObjectReference) -> str:
+def _kind(ref: SecretObjectReference | ObjectReference) -> str:
     return f"{ref.group}/{ref.kind}" if ref.group else ref.kind
 
 
 def _grant_allows(
-    snapshot: Snapshot, gateway_namespace: str, ref: SecretObjectReference, from_kind: str
+    snapshot: Snapshot,
+    gateway_namespace: str,
+    ref: SecretObjectReference | ObjectReference,
+    from_kind: str,
 ) -> bool:
     target_namespace = ref.namespace
     for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
@@ -263,3 +274,62 @@ def load_ca_bundle(
             False, f"{field}: {kind} {shown}: {CA_KEY} is not PEM-encoded X.509 certificates"
         )
     return "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in certs)
+
+
+# --- frontend client certificate validation (GEP-91) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientValidation:
+    """What an HTTPS listener asks of client certificates."""
+
+    ca_pem: str  # trust anchors of the refs that resolved
+    mode: str  # "AllowValidOnly" or "AllowInsecureFallback"
+
+
+def frontend_validation(gateway: Gateway, port: int) -> tuple[FrontendTLSValidation | None, str]:
+    """The validation settings for HTTPS listeners on ``port`` and their field path:
+    a ``perPort`` entry for the port overrides ``default``."""
+    frontend = gateway.spec.tls.frontend if gateway.spec.tls is not None else None
+    if frontend is None:
+        return None, ""
+    for i, per_port in enumerate(frontend.per_port):
+        if per_port.port == port:
+            return per_port.tls.validation, f"spec.tls.frontend.perPort[{i}].tls.validation"
+    return frontend.default.validation, "spec.tls.frontend.default.validation"
+
+
+def resolve_client_validation(
+    snapshot: Snapshot, gateway_namespace: str, validation: FrontendTLSValidation, path: str
+) -> tuple[ClientValidation | None, list[CertificateRefProblem]]:
+    """The trust anchors of ``validation.caCertificateRefs`` (None when none resolved)
+    and a problem per unusable ref, with the listener reasons of FrontendTLSValidation."""
+    pems: list[str] = []
+    problems: list[CertificateRefProblem] = []
+    for i, ref in enumerate(validation.ca_certificate_refs):
+        field = f"{path}.caCertificateRefs[{i}]"
+        namespace = ref.namespace or gateway_namespace
+        if namespace != gateway_namespace and not _grant_allows(
+            snapshot, gateway_namespace, ref, "Gateway"
+        ):
+            problems.append(
+                CertificateRefProblem(
+                    REF_NOT_PERMITTED,
+                    f"{field}: no ReferenceGrant in namespace {namespace} allows Gateways of "
+                    f"namespace {gateway_namespace} to use {_kind(ref)} {ref.name}",
+                )
+            )
+            continue
+        loaded = load_ca_bundle(snapshot, namespace, ref.group, ref.kind, ref.name, field)
+        if isinstance(loaded, CABundleProblem):
+            reason = (
+                c.LISTENER_RESOLVED_REFS_INVALID_CA_CERTIFICATE_KIND
+                if loaded.unsupported_kind
+                else c.LISTENER_RESOLVED_REFS_INVALID_CA_CERTIFICATE_REF
+            )
+            problems.append(CertificateRefProblem(reason, loaded.message))
+        else:
+            pems.append(loaded)
+    if not pems:
+        return None, problems
+    return ClientValidation("".join(pems), validation.mode), problems

@@ -5,6 +5,7 @@ plane imports nothing but this package (and ``turnout.util``).
 """
 
 from turnout.ir.model import (
+    ClientValidation,
     Cluster,
     Config,
     CORSPolicy,
@@ -37,6 +38,7 @@ from turnout.ir.model import (
 
 __all__ = [
     "CORSPolicy",
+    "ClientValidation",
     "Cluster",
     "Config",
     "Endpoint",

@@ -24,6 +24,7 @@ import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
 
@@ -114,7 +115,19 @@ def _gateway(gateway: GatewayNode, port_offset: int, memo: BuildCache) -> ir.Gat
         for listener in gateway.all_listeners  # with those of attached ListenerSets
         if listener.servable
     )
-    return ir.Gateway(f"{gateway.namespace}/{gateway.name}", gateway.address, listeners)
+    client = gateway.backend_client_certificate
+    return ir.Gateway(
+        f"{gateway.namespace}/{gateway.name}",
+        gateway.address,
+        listeners,
+        backend_client_certificate=ir.TLSCertificate(
+            name=f"secret/{client.secret[0]}/{client.secret[1]}",
+            cert_chain=client.cert_chain_pem,
+            private_key=client.private_key_pem,
+        )
+        if client is not None
+        else None,
+    )
 
 
 def _listener(
@@ -158,8 +171,19 @@ def _listener_tls(listener: ListenerNode) -> ir.ListenerTLS | None:
                 hostnames=cert.hostnames,
             )
             for cert in listener.certificates
-        )
+        ),
+        client_validation=_client_validation(listener),
     )
+
+
+def _client_validation(listener: ListenerNode) -> ir.ClientValidation | None:
+    validation = listener.client_validation
+    if validation is None:
+        return None
+    mode: Literal["AllowValidOnly", "AllowInsecureFallback"] = (
+        "AllowInsecureFallback" if validation.mode == "AllowInsecureFallback" else "AllowValidOnly"
+    )
+    return ir.ClientValidation(validation.ca_pem, mode)
 
 
 def _hostname_rank(route_hostnames: list[str], effective: str) -> tuple[int, int]:

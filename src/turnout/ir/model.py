@@ -253,10 +253,22 @@ class TLSCertificate(msgspec.Struct, frozen=True, omit_defaults=True):
     hostnames: tuple[str, ...] = ()
 
 
+class ClientValidation(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Client certificates an HTTPS listener asks for (Gateway spec.tls.frontend).
+
+    ``AllowValidOnly``: a certificate that verifies against ``ca_pem`` is required.
+    ``AllowInsecureFallback``: every client is accepted (see turnout.dataplane.tls).
+    """
+
+    ca_pem: str
+    mode: Literal["AllowValidOnly", "AllowInsecureFallback"] = "AllowValidOnly"
+
+
 class ListenerTLS(msgspec.Struct, frozen=True, omit_defaults=True):
     """TLS termination of an HTTPS listener (mode Terminate), at least one certificate."""
 
     certificates: tuple[TLSCertificate, ...]
+    client_validation: ClientValidation | None = None
 
 
 class Listener(msgspec.Struct, frozen=True, omit_defaults=True):
