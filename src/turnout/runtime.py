@@ -28,6 +28,7 @@ from turnout.admin.server import start_admin
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
+from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
 from turnout.graph.release import release
 from turnout.ir import build as ir_build
@@ -199,7 +200,8 @@ class Pipeline:
     clock: StatusClock = field(default_factory=StatusClock)
     # Route status items of unchanged routes are reused (with this clock only).
     status_cache: RouteStatusCache = field(default_factory=RouteStatusCache)
-    # IR rules and virtual hosts of unchanged routes are reused.
+    # Rule resolution, IR rules and virtual hosts of unchanged routes are reused.
+    rule_memo: RuleMemo = field(default_factory=RuleMemo)
     ir_cache: BuildCache = field(default_factory=BuildCache)
     version: int = 0
     # Signs session persistence tokens in every worker (ir.Config.session_key).
@@ -220,6 +222,7 @@ class Pipeline:
             controller_name=controller,
             addresses=assignment.addresses,
             unusable_addresses=assignment.unusable,
+            memo=self.rule_memo,
         )
         self.version += 1
         config = ir_build.build(

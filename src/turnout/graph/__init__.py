@@ -13,6 +13,7 @@ from turnout.graph.backends import BackendResolver
 from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
 from turnout.graph.listenersets import build_listener_sets
+from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
 from turnout.graph.routes import build_routes
 from turnout.sources.snapshot import Snapshot
@@ -24,14 +25,18 @@ def build(
     controller_name: str,
     addresses: Mapping[Key, str | None],
     unusable_addresses: Mapping[Key, tuple[str, ...]] | None = None,
+    memo: RuleMemo | None = None,
 ) -> Graph:
     """Compute classes, gateways, listeners and routes with their verdicts.
 
     `addresses` maps each Gateway to the address assigned to it (by the runtime's
     allocator, which owns that state), or None when none could be assigned;
     `unusable_addresses` lists the requested static addresses it could not give, with
-    the reason.
+    the reason. `memo`, kept by the caller across builds, lets unchanged routes reuse
+    their rule resolution (graph/memo.py); the Graph is the same without it.
     """
+    if memo is not None:
+        memo.begin()
     # GatewayClasses first: a Gateway is only ours if its class is.
     classes = build_gateway_classes(snapshot, controller_name)
     # Gateways and listeners: protocols, kinds and conflicts; routes need the result.
@@ -44,7 +49,7 @@ def build(
     # Routes of every kind: rules, backends and attachment; this also resolves
     # HTTPRoute/GRPCRoute hostname conflicts and counts attachedRoutes.
     resolver = BackendResolver(snapshot, tls_index)
-    http_routes, grpc_routes = build_routes(snapshot, gateways, listener_sets, resolver)
+    http_routes, grpc_routes = build_routes(snapshot, gateways, listener_sets, resolver, memo)
     # Policy status goes to the Gateways whose routes use the targeted ports.
     assign_ancestors(
         tls_index, [*http_routes.values(), *grpc_routes.values()], resolver.cluster_ports

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from turnout.graph import grpcroute, hostnames
 from turnout.graph.backends import BackendResolver, BackendTarget
 from turnout.graph.gateways import GATEWAY_GROUP
+from turnout.graph.memo import RuleMemo
 from turnout.graph.model import (
     GatewayNode,
     Key,
@@ -78,15 +79,18 @@ def build_routes(
     gateways: Mapping[Key, GatewayNode],
     listener_sets: Mapping[Key, ListenerSetNode],
     resolver: BackendResolver,
+    memo: RuleMemo | None = None,
 ) -> tuple[dict[Key, RouteNode], dict[Key, RouteNode]]:
-    """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners."""
+    """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners.
+
+    ``memo`` (graph/memo.py) lets unchanged routes reuse their rule resolution."""
     parents = _Parents(gateways, listener_sets)
     http = {
-        key: _route_node(route, snapshot, parents, resolver)
+        key: _route_node(route, snapshot, parents, resolver, memo)
         for key, route in sorted(snapshot.http_routes.items())
     }
     grpc = {
-        key: _route_node(route, snapshot, parents, resolver)
+        key: _route_node(route, snapshot, parents, resolver, memo)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
     every = [*http.values(), *grpc.values()]
@@ -109,9 +113,13 @@ def _route_node(
     snapshot: Snapshot,
     parents: _Parents,
     resolver: BackendResolver,
+    memo: RuleMemo | None,
 ) -> RouteNode:
     node = RouteNode(route)
-    _resolve_rules(node, resolver)
+    if memo is None:
+        _resolve_rules(node, resolver)
+    else:
+        memo.resolve_rules(node, resolver, _resolve_rules)
     for parent_ref in route.spec.parent_refs:
         parent = _parent(parent_ref, route, parents)
         if parent is not None:
@@ -137,6 +145,8 @@ def _parent(
 
 
 def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
+    # Reads only node.obj and resolver.resolve answers, and calls resolve in an order
+    # set by the spec alone: RuleMemo relies on both.
     route = node.obj
     dropped: list[str] = []
     unresolved: list[Condition] = []
