@@ -107,6 +107,7 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "HTTPRouteBackendProtocolWebSocket": (
         "tests/e2e/test_features_websocket.py::test_websocket_backend_protocol",
         "tests/e2e/test_features_websocket.py::test_websocket_stays_open_across_reload",
+        "tests/e2e/test_features_websocket.py::test_websocket_through_https_listener",
         "tests/dataplane/test_upgrade.py",
     ),
     "HTTPRouteBackendRequestRedirect": (

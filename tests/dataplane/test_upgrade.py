@@ -16,6 +16,7 @@ import pytest
 
 from turnout import ir
 from turnout.dataplane import DataPlane
+from turnout.dataplane.limits import Limits
 
 from .helpers import Client, free_port, rule, simple_config, to
 
@@ -243,3 +244,22 @@ async def test_close_ends_tunnels(backend: UpgradeBackend, dataplane: DataPlane)
         assert await client.wait_closed()
     finally:
         await client.close()
+
+
+async def test_tunnel_is_not_closed_as_idle(backend: UpgradeBackend) -> None:
+    """The idle keep-alive timeout is for connections between requests; a quiet tunnel
+    (a WebSocket waiting for messages) stays open."""
+    dp = DataPlane(Limits(idle_timeout=0.2, header_timeout=0.2))
+    try:
+        port = await _serve(dp, backend)
+        client = await Client.connect(ADDR, port)
+        try:
+            await client.send(HANDSHAKE)
+            await _read_exactly(client, 5, await _switched(client))
+            await asyncio.sleep(0.8)  # several idle timeouts
+            await client.send(b"ping")
+            assert await _read_exactly(client, 4) == b"ping"
+        finally:
+            await client.close()
+    finally:
+        await dp.close(drain_timeout=1.0)

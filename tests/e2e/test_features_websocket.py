@@ -10,16 +10,27 @@ before a configuration reload keeps working after it, also with worker processes
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import trustme
 from websockets.sync.client import connect
 from websockets.sync.server import Server, ServerConnection, serve
 
-from tests.e2e.conftest import INFRA_GATEWAY_YAML, Turnout, request, service_yaml, wait_for
+from tests.e2e.conftest import (
+    CLASS_YAML,
+    INFRA_GATEWAY_YAML,
+    Turnout,
+    request,
+    service_yaml,
+    wait_for,
+)
+from tests.e2e.test_tls import secret_yaml
 
 PORT = 8080
 
@@ -154,3 +165,49 @@ def test_websocket_stays_open_across_reload(
         _round_trip(ws, "after", b"\x00after")
     with connect(f"ws://{address}:{PORT}/ws") as ws:
         _round_trip(ws, "new connection", b"\x01")
+
+
+def test_websocket_through_https_listener(
+    tmp_path: Path, ws_backend: WebSocketEcho, turnout: Callable[..., Turnout]
+) -> None:
+    """wss:// to an HTTPS listener: the tunnel runs over the TLS connection (the TLS
+    transport is handed over as plain ones are), to a plain ws backend."""
+    ca = trustme.CA()
+    gateway = (
+        CLASS_YAML
+        + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: turnout
+  listeners:
+  - {name: https, port: 8443, protocol: HTTPS, hostname: ws.example.org,
+     tls: {certificateRefs: [{name: ws-cert}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend-protocol-ws, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: ws-backend, port: 8080}]
+"""
+    )
+    services = service_yaml(
+        "ws-backend",
+        "infra",
+        [ws_backend],  # type: ignore[list-item]
+        app_protocol="kubernetes.io/ws",
+    )
+    (tmp_path / "all.yaml").write_text(
+        gateway + secret_yaml(ca, "ws-cert", "ws.example.org", namespace="infra") + services
+    )
+    t = turnout(tmp_path)
+    address = t.address("gw", "infra")
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    sock = socket.create_connection((address, 8443), timeout=5)
+    with connect("wss://ws.example.org:8443/secure", sock=sock, ssl=context) as ws:
+        _round_trip(ws, "over TLS", bytes(range(100)))
+    assert ws_backend.paths[-1] == "/secure"
