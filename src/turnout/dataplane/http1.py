@@ -376,6 +376,10 @@ class ClientConnection(asyncio.Protocol):
         exchange = self._receiving
         self._receiving = None
         self._in_head = True
+        if self._headers:
+            # llhttp reports chunked trailer fields through on_header: they must not become
+            # header fields of the next request on this connection. They are dropped.
+            self._headers = []
         if exchange is None:
             return
         if not exchange.keep_alive:

@@ -177,6 +177,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_head = True  # also after a 1xx: the final head follows
+        if self._headers:
+            # Chunked trailer fields (llhttp reports them through on_header): they must not
+            # become header fields of the next response on this connection. Dropped.
+            self._headers = []
         if self.user is not None:
             self.user.response_complete()
 
