@@ -365,13 +365,13 @@ class Standalone:
 
     async def reload(self) -> None:
         # No garbage collection in the middle of a reload (turnout.util.collector).
+        # Readiness stays True once a configuration is served: a reload keeps serving the
+        # last one until every worker serves the next, so it is no reason to be unready.
         async with self._reload_lock, collector_paused():
-            self._ready = False
             try:
                 loaded, built, config = self.pipeline.compile()
             except Exception:  # a bug must not take the gateway down: keep serving
                 log.exception("rebuilding the configuration failed; keeping the last one")
-                self._ready = True
                 return
             self._log_problems(loaded)
             self._errors = [str(e) for e in loaded.errors]
