@@ -263,3 +263,31 @@ async def test_tunnel_is_not_closed_as_idle(backend: UpgradeBackend) -> None:
             await client.close()
     finally:
         await dp.close(drain_timeout=1.0)
+
+
+async def test_upgrade_request_with_a_body_is_refused(
+    backend: UpgradeBackend, dataplane: DataPlane
+) -> None:
+    """llhttp treats what follows an upgrade request's head as the new protocol's bytes,
+    so a body cannot be forwarded: 400, and nothing reaches the backend."""
+    port = await _serve(dataplane, backend)
+    for framing in (
+        b"Content-Length: 3\r\n\r\nabc",
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ):
+        client = await Client.connect(ADDR, port)
+        try:
+            await client.send(HANDSHAKE[:-2] + framing)
+            response = await client.response()
+            assert response.status == 400
+            assert await client.wait_closed()
+        finally:
+            await client.close()
+    assert backend.heads == []
+    # An explicit empty body is no body: the handshake goes through.
+    client = await Client.connect(ADDR, port)
+    try:
+        await client.send(HANDSHAKE[:-2] + b"Content-Length: 0\r\n\r\n")
+        await _read_exactly(client, 5, await _switched(client))
+    finally:
+        await client.close()

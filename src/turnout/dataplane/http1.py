@@ -532,8 +532,15 @@ def route_request(
         # RFC 9113 3.1 drops it) and what follows is lost.
         exchange.keep_alive = False
         protocol = request.upgrade_protocol
-        if protocol is not None and not exchange.has_body and protocol.lower() != b"h2c":
-            exchange.upgrade = protocol
+        if protocol is not None:
+            if exchange.has_body and _header(request.kept, b"content-length") != b"0":
+                # llhttp hands a body sent with Connection: upgrade to the upgraded
+                # protocol, unparsed: it cannot be forwarded as a body (nor dropped safely).
+                exchange.local_status(400)
+                return
+            exchange.has_body = False
+            if protocol.lower() != b"h2c":
+                exchange.upgrade = protocol
     path, sep, query = url.partition(b"?")
     vhost = client.lookup(request.host)
     if vhost is None:
