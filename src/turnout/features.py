@@ -5,8 +5,7 @@ A feature is listed only when the data plane honours it; each entry names the te
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
 
-Not listed until their behaviour has such a test: backend client certificates,
-infrastructure propagation,
+Not listed until their behaviour has such a test: infrastructure propagation,
 TLSRoute, TCPRoute, UDPRoute and mesh. GRPCRoute's RequestMirror and
 ResponseHeaderModifier work (tests/e2e/test_features_grpc.py) but have no feature name
 of their own in pkg/features/grpcroute.go. Session persistence (GEP-1619) is served and
@@ -40,6 +39,10 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "BackendTLSPolicySANValidation": (f"{_BACKEND_TLS}::test_subject_alt_names_hostname_and_uri",),
     "Gateway": (
         "tests/e2e/test_run.py::test_gateway_status_and_address",
+        _GOLDEN,
+    ),
+    "GatewayBackendClientCertificate": (
+        f"{_BACKEND_TLS}::test_gateway_presents_backend_client_certificate",
         _GOLDEN,
     ),
     "GatewayFrontendClientCertificateValidation": (

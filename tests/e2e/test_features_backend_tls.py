@@ -45,6 +45,22 @@ metadata: {name: gw, namespace: default}
 spec:
   gatewayClassName: turnout
   listeners: [{name: http, port: 8080, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw-client, namespace: default}
+spec:
+  gatewayClassName: turnout
+  tls: {backend: {clientCertificateRef: {name: gw-client}}}
+  listeners: [{name: http, port: 8080, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: client-cert, namespace: default}
+spec:
+  parentRefs: [{name: gw-client}]
+  rules:
+  - backendRefs: [{name: svc-valid, port: 443}]
 """
 )
 
@@ -164,8 +180,8 @@ class Env:
 
     def ancestor_conditions(self, name: str) -> dict[str, tuple[str, str]]:
         item = self.turnout.find("BackendTLSPolicy", name)
-        ancestors = item["status"]["ancestors"]
-        assert [a["ancestorRef"]["name"] for a in ancestors] == ["gw"], ancestors
+        ancestors = [a for a in item["status"]["ancestors"] if a["ancestorRef"]["name"] == "gw"]
+        assert len(ancestors) == 1, item["status"]
         assert ancestors[0]["controllerName"] == "turnout.dev/gateway-controller"
         return {c["type"]: (c["status"], c["reason"]) for c in ancestors[0]["conditions"]}
 
@@ -276,3 +292,20 @@ def test_section_name_targets_one_port(env: Env) -> None:
     assert status == 200 and echoed["tls"]["sni"] == HOST
     status, echoed = env.get("/mixed-plain")
     assert status == 200 and "tls" not in echoed and echoed["pod"] == "plain-echo"
+
+
+def test_gateway_presents_backend_client_certificate(env: Env) -> None:
+    # The same backend endpoint, through a Gateway with a client certificate and one
+    # without: the TLS connections (and their pools) must not be shared.
+    address = env.turnout.address("gw-client")
+    for _ in range(2):
+        resp = request(address, PORT, "/", host=HOST, timeout=10)
+        assert resp.status == 200
+        assert resp.json()["tls"]["client_sans"] == ["gateway.example.com"]
+        status, echoed = env.get("/valid")
+        assert status == 200 and echoed["tls"]["client_sans"] == []
+    gateway = env.turnout.find("Gateway", "gw-client")
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in gateway["status"]["conditions"]}
+    assert conditions["ResolvedRefs"] == ("True", "ResolvedRefs")
+    ancestors = env.turnout.find("BackendTLSPolicy", "normative")["status"]["ancestors"]
+    assert sorted(a["ancestorRef"]["name"] for a in ancestors) == ["gw", "gw-client"]

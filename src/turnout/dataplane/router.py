@@ -417,6 +417,7 @@ def compile_routes(
     config: ir.Config,
     clusters: Mapping[str, UpstreamCluster],
     reuse: CompiledHosts | None = None,
+    gateway_clusters: Mapping[str, Mapping[str, UpstreamCluster]] | None = None,
 ) -> RouteTable:
     """Build the lookup tables for the HTTP listeners of ``config``.
 
@@ -424,10 +425,16 @@ def compile_routes(
     regex, a missing cluster) are collected in ``RouteTable.errors``; the offending rule
     answers 500 instead of failing the whole configuration. ``reuse`` (kept by the caller,
     ``begin()`` once per configuration) hands back unchanged virtual hosts' tables.
+    ``gateway_clusters`` replaces ``clusters`` for the Gateways it names (those that
+    present a client certificate to TLS backends).
     """
     table = RouteTable(config.version)
     use_session_key(config.session_key)
     for gateway in config.gateways:
+        if gateway_clusters and gateway.name in gateway_clusters:
+            clusters_used = gateway_clusters[gateway.name]
+        else:
+            clusters_used = clusters
         for listener in gateway.listeners:
             if listener.protocol != "HTTP":
                 continue
@@ -435,7 +442,7 @@ def compile_routes(
             socket_table = table.sockets.get(key)
             if socket_table is None:
                 socket_table = table.sockets[key] = SocketTable()
-            compiled = compile_listener(listener, clusters, table.errors, reuse)
+            compiled = compile_listener(listener, clusters_used, table.errors, reuse)
             socket_table.listeners.add(listener.hostname, compiled)
     return table
 

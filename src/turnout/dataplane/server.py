@@ -24,6 +24,7 @@ import contextlib
 import functools
 import socket
 import ssl
+from collections.abc import Mapping
 
 from turnout import ir
 from turnout.dataplane import tls
@@ -92,14 +93,17 @@ class DataPlane:
         """Serve ``config``; per listener name, None when serving or why it is not."""
         async with self._lock:
             clusters, cluster_errors = self._kept_clusters(config)  # pools outlive configs
+            # Gateways with a backend client certificate get TLS clusters of their own.
+            by_gateway = self._gateway_clusters(config, clusters, cluster_errors)
+            self._upstream_tls.done()
             self._compiled_hosts.begin()
-            table = compile_routes(config, clusters, self._compiled_hosts)
+            table = compile_routes(config, clusters, self._compiled_hosts, by_gateway)
             table.errors.extend(cluster_errors)
-            tls_errors = self._add_tls_sockets(config, clusters, table)
+            tls_errors = self._add_tls_sockets(config, clusters, table, by_gateway)
             bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
             self._swap(table)  # synchronous: atomic for every socket
             self._close_removed(table)
-            self._close_unused_pools(clusters)
+            self._close_unused_pools([clusters, *by_gateway.values()])
             self._table = table
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
@@ -162,19 +166,47 @@ class DataPlane:
                     clusters[name] = UpstreamCluster(name, ())
                     continue
             if cluster.protocol == "http1":
-                for endpoint in cluster.endpoints:
-                    key = (endpoint.address, endpoint.port, tls)
-                    pool = self._pools.get(key)
-                    if pool is None:
-                        pool = self._pools[key] = EndpointPool(
-                            endpoint.address, endpoint.port, limits=self.limits, tls=tls
-                        )
-                    pools.append(pool)
+                pools += self._http1_pools(cluster, tls)
             elif cluster.protocol == "h2c":
                 pools += self._h2c_pools(cluster)
             clusters[name] = UpstreamCluster(name, tuple(pools))
-        self._upstream_tls.done()
         return clusters, errors
+
+    def _http1_pools(self, cluster: ir.Cluster, tls: UpstreamTLS | None) -> list[EndpointPool]:
+        pools: list[EndpointPool] = []
+        for endpoint in cluster.endpoints:
+            key = (endpoint.address, endpoint.port, tls)
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = EndpointPool(
+                    endpoint.address, endpoint.port, limits=self.limits, tls=tls
+                )
+            pools.append(pool)
+        return pools
+
+    def _gateway_clusters(
+        self, config: ir.Config, clusters: dict[str, UpstreamCluster], errors: list[str]
+    ) -> dict[str, dict[str, UpstreamCluster]]:
+        """Per Gateway with ``spec.tls.backend.clientCertificateRef``: ``clusters`` with
+        its TLS clusters replaced by ones presenting its certificate (pools keyed apart)."""
+        by_gateway: dict[str, dict[str, UpstreamCluster]] = {}
+        for gateway in config.gateways:
+            client = gateway.backend_client_certificate
+            if client is None:
+                continue
+            mapping = dict(clusters)
+            for name, cluster in config.clusters.items():
+                if cluster.tls is None or cluster.protocol != "http1":
+                    continue
+                try:
+                    tls = self._upstream_tls.get(cluster.tls, client)
+                except (ssl.SSLError, OSError, ValueError) as exc:
+                    errors.append(f"gateway {gateway.name}, cluster {name}: {exc}")
+                    mapping[name] = UpstreamCluster(name, ())  # 503, never without TLS
+                    continue
+                mapping[name] = UpstreamCluster(name, tuple(self._http1_pools(cluster, tls)))
+            by_gateway[gateway.name] = mapping
+        return by_gateway
 
     def _h2c_pools(self, cluster: ir.Cluster) -> list[EndpointPool]:
         """HTTP/2 cleartext endpoints: one multiplexed connection each (upstream_h2)."""
@@ -190,15 +222,20 @@ class DataPlane:
         return pools
 
     def _add_tls_sockets(
-        self, config: ir.Config, clusters: dict[str, UpstreamCluster], table: RouteTable
+        self,
+        config: ir.Config,
+        clusters: dict[str, UpstreamCluster],
+        table: RouteTable,
+        by_gateway: Mapping[str, Mapping[str, UpstreamCluster]],
     ) -> dict[str, str]:
         """Compile HTTPS listeners into ``table``; per listener name, why one is not served."""
         compiled: dict[str, ListenerTable] = {}
         for gateway in config.gateways:
+            gateway_clusters = by_gateway.get(gateway.name, clusters)
             for listener in gateway.listeners:
                 if listener.protocol == "HTTPS":
                     compiled[listener.name] = compile_listener(
-                        listener, clusters, table.errors, self._compiled_hosts
+                        listener, gateway_clusters, table.errors, self._compiled_hosts
                     )
         sockets, errors = self._certificates.build(config, compiled)
         for key, socket_table in sockets.items():
@@ -260,8 +297,13 @@ class DataPlane:
         bound.state.table = SocketTable()  # later requests on kept-alive conns: 404
         self._retired.append(bound.state)
 
-    def _close_unused_pools(self, clusters: dict[str, UpstreamCluster]) -> None:
-        used = {id(pool) for cluster in clusters.values() for pool in cluster.pools}
+    def _close_unused_pools(self, mappings: list[dict[str, UpstreamCluster]]) -> None:
+        used = {
+            id(pool)
+            for clusters in mappings
+            for cluster in clusters.values()
+            for pool in cluster.pools
+        }
         for key in [k for k, pool in self._pools.items() if id(pool) not in used]:
             self._pools.pop(key).retire()
 
