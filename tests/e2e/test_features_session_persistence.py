@@ -80,6 +80,7 @@ def _start(
     route = t.find("HTTPRoute", "sticky", "infra")
     conditions = {c["type"]: c["status"] for c in route["status"]["parents"][0]["conditions"]}
     assert conditions == {"Accepted": "True", "ResolvedRefs": "True"}, route
+    assert t.get("/config").json()["session_key"] == "<redacted>"  # the signing key
     return t, t.address("gw", "infra"), directory, pods
 
 
