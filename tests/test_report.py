@@ -166,3 +166,32 @@ def test_table_colours_by_what_the_condition_means() -> None:
     programmed = next(line for line in lines if "listener http" in line and "Programmed" in line)
     assert "\x1b[32mFalse" in conflicted  # green: no conflict is good news
     assert "\x1b[31mFalse" in programmed  # red
+
+
+def test_policy_ancestors_are_subjects() -> None:
+    policy = {
+        "kind": "BackendTLSPolicy",
+        "metadata": {"name": "p", "namespace": "team"},
+        "status": {
+            "ancestors": [
+                {
+                    "ancestorRef": {
+                        "group": "gateway.networking.k8s.io",
+                        "kind": "Gateway",
+                        "namespace": "infra",
+                        "name": "gw",
+                    },
+                    "controllerName": "turnout.dev/gateway-controller",
+                    "conditions": [_cond("Accepted", "False", "Conflicted"), _cond("ResolvedRefs")],
+                }
+            ]
+        },
+    }
+    rows = report.rows([policy])
+    assert [(r.object, r.condition, r.reason) for r in rows] == [
+        ("BackendTLSPolicy team/p ancestor infra/gw", "Accepted", "Conflicted"),
+        ("BackendTLSPolicy team/p ancestor infra/gw", "ResolvedRefs", "ResolvedRefs"),
+    ]
+    assert report.failing([policy]) == [
+        "BackendTLSPolicy team/p ancestor infra/gw: Accepted=False (Conflicted) Accepted is False"
+    ]

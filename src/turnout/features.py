@@ -34,6 +34,7 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         f"{_BACKEND_TLS}::test_invalid_ca_refs_give_5xx_and_status",
         f"{_BACKEND_TLS}::test_conflict_resolved_by_age",
         f"{_BACKEND_TLS}::test_section_name_targets_one_port",
+        f"{_BACKEND_TLS}::test_reencrypt_and_ca_configmap_changes",
         _GOLDEN,
     ),
     "BackendTLSPolicySANValidation": (f"{_BACKEND_TLS}::test_subject_alt_names_hostname_and_uri",),

@@ -8,8 +8,13 @@ client certificate they verified), so each test sees what the gateway sent.
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +27,7 @@ from tests.e2e.conftest import (
     launch_backend,
     request,
     stop_backends,
+    wait_for,
 )
 from tests.e2e.tlsutil import (
     ca_pem,
@@ -309,3 +315,94 @@ def test_gateway_presents_backend_client_certificate(env: Env) -> None:
     assert conditions["ResolvedRefs"] == ("True", "ResolvedRefs")
     ancestors = env.turnout.find("BackendTLSPolicy", "normative")["status"]["ancestors"]
     assert sorted(a["ancestorRef"]["name"] for a in ancestors) == ["gw", "gw-client"]
+
+
+REENCRYPT = (
+    CLASS_YAML
+    + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw-https, namespace: default}
+spec:
+  gatewayClassName: turnout
+  listeners:
+  - {name: https, port: 8443, protocol: HTTPS, hostname: https-listener.org,
+     tls: {certificateRefs: [{name: listener-cert}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reencrypt, namespace: default}
+spec:
+  parentRefs: [{name: gw-https}]
+  rules:
+  - backendRefs: [{name: svc-valid, port: 443}]
+"""
+    + policy("normative", "svc-valid")
+)
+
+
+def _https_get(address: str, server_ca: trustme.CA) -> tuple[int, dict[str, Any]]:
+    context = ssl.create_default_context()
+    server_ca.configure_trust(context)
+    with (
+        socket.create_connection((address, 8443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="https-listener.org") as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: https-listener.org\r\nConnection: close\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+        return response.status, json.loads(body) if response.status == 200 else {}
+
+
+def test_reencrypt_and_ca_configmap_changes(
+    tmp_path: Path, turnout: Callable[..., Turnout]
+) -> None:
+    """HTTPS in, TLS out; then the CA ConfigMap changes under a running gateway
+    (conformance BackendTLSPolicy "Changing the content of a ConfigMap ...")."""
+    ca, other_ca, server_ca = trustme.CA(), trustme.CA(), trustme.CA()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    directory = tmp_path / "config"
+    directory.mkdir()
+    backend = launch_tls_backend(keys, "tls-echo", "default", issue(ca, dns=[HOST]), ca)
+    try:
+        listener = server_ca.issue_cert("https-listener.org")
+        text = REENCRYPT + service_yaml("svc-valid", "default", [("btls", 443, backend)])
+        text += tls_secret_yaml(
+            "listener-cert",
+            "default",
+            listener.cert_chain_pems[0].bytes().decode(),
+            listener.private_key_pem.bytes().decode(),
+        )
+        (directory / "all.yaml").write_text(text)
+        (directory / "ca.yaml").write_text(config_map_yaml("backend-ca", "default", ca_pem(ca)))
+        t = turnout(directory)
+        address = t.address("gw-https")
+        status, echoed = _https_get(address, server_ca)
+        assert status == 200 and echoed["tls"]["sni"] == HOST
+
+        def write_ca(pem: str) -> None:
+            tmp = directory / ".ca.yaml.tmp"
+            tmp.write_text(config_map_yaml("backend-ca", "default", pem))
+            tmp.rename(directory / "ca.yaml")
+
+        def policy_reason() -> str:
+            item = t.find("BackendTLSPolicy", "normative")
+            conditions = item["status"]["ancestors"][0]["conditions"]
+            return str(next(c["reason"] for c in conditions if c["type"] == "Accepted"))
+
+        # Another (valid) CA: the policy stays Accepted, the backend no longer verifies.
+        write_ca(ca_pem(other_ca))
+        wait_for(lambda: _https_get(address, server_ca)[0] == 503, what="503 with a wrong CA")
+        assert policy_reason() == "Accepted"
+        # No CA at all: the policy cannot be used, its requests get 500.
+        write_ca("")
+        wait_for(lambda: _https_get(address, server_ca)[0] == 500, what="500 without a CA")
+        assert policy_reason() == "NoValidCACertificate"
+        # Back to the right CA.
+        write_ca(ca_pem(ca))
+        wait_for(lambda: _https_get(address, server_ca)[0] == 200, what="200 again")
+        assert policy_reason() == "Accepted"
+    finally:
+        stop_backends([backend])
