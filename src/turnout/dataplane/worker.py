@@ -14,10 +14,12 @@ carries a configuration version and its IR as msgpack, and is answered by ``Appl
 with the same version and the per-listener results of :meth:`DataPlane.apply`
 (None when served, else why not).
 
-Stopping: SIGTERM or SIGINT, or the control channel closing (the control plane is
-gone), drains: the listening sockets close at once (new connections are refused), idle
-keep-alive connections close, requests in flight get up to the drain timeout, then the
-process exits 0. SIGHUP is ignored: re-reading files is the control plane's job.
+Stopping: SIGTERM, or the control channel closing (the control plane is gone), drains:
+the listening sockets close at once (new connections are refused), idle keep-alive
+connections close, requests in flight get up to the drain timeout, then the process
+exits 0. SIGINT and SIGHUP are ignored: Ctrl-C in a terminal reaches the whole process
+group, and the control plane then sends SIGTERM itself (a worker that left on its own
+would look like a crash and be restarted); re-reading files is the control plane's job.
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ class Worker:
     async def serve(self) -> None:
         """Apply configurations until told to stop, then drain."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: None)
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, lambda: None)  # see the module docstring
         commands = asyncio.create_task(self._commands())
         await self.stop.wait()
         commands.cancel()
