@@ -291,7 +291,6 @@ def listener_no_valid_ca_certificate(message: str) -> Condition:
 POLICY_ACCEPTED_ACCEPTED = "Accepted"
 POLICY_ACCEPTED_CONFLICTED = "Conflicted"
 POLICY_ACCEPTED_INVALID = "Invalid"
-POLICY_ACCEPTED_TARGET_NOT_FOUND = "TargetNotFound"
 POLICY_ACCEPTED_NO_VALID_CA_CERTIFICATE = "NoValidCACertificate"
 POLICY_RESOLVED_REFS_RESOLVED = "ResolvedRefs"
 POLICY_RESOLVED_REFS_INVALID_CA_CERTIFICATE_REF = "InvalidCACertificateRef"
