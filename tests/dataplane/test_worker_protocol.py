@@ -79,3 +79,19 @@ def test_no_worker_answered_means_nothing_is_served() -> None:
     assert workers._merge(cfg, 5) == {"default/gw/a": NO_WORKER}
     with pytest.raises(ValueError):
         WorkerSet(0)
+
+
+async def test_a_restarted_worker_that_serves_less_changes_the_results() -> None:
+    changed: list[dict[str, str | None]] = []
+    workers = WorkerSet(2, on_results_changed=changed.append)
+    workers._current = Apply(5, b"")
+    workers.results = {"default/gw/a": None, "default/gw/b": None}
+    _answered(workers, {"default/gw/a": None, "default/gw/b": None})
+    restarted = workers.workers[0]
+    await workers._applied(restarted, Applied(5, {"default/gw/a": None, "default/gw/b": None}))
+    assert changed == []  # the same answer: nothing to republish
+    await workers._applied(restarted, Applied(5, {"default/gw/a": "port in use"}))
+    assert changed == [{"default/gw/a": "port in use", "default/gw/b": None}]
+    assert workers.results == changed[0]
+    await workers._applied(restarted, Applied(4, {"default/gw/b": "stale"}))
+    assert len(changed) == 1  # an answer for an older version changes nothing
