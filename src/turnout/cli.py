@@ -179,6 +179,18 @@ _LIMIT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
         "N",
         "Client connections per worker; more are closed at once.",
     ),
+    (
+        "max_upstream_head_bytes",
+        "--max-upstream-header-bytes",
+        "BYTES",
+        "Largest backend response head; 502 above.",
+    ),
+    (
+        "retry_buffer_bytes",
+        "--retry-buffer-bytes",
+        "BYTES",
+        "Request bodies up to this size are kept for retries; larger ones are not retried.",
+    ),
 )
 
 

@@ -39,6 +39,7 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
     args += ["--workers", "3", "--drain-timeout", "2.5", "--max-request-line", "100"]
     args += ["--max-header-bytes", "2000", "--max-header-count", "7", "--header-timeout", "1.5"]
     args += ["--idle-timeout", "9", "--max-connections", "50"]
+    args += ["--max-upstream-header-bytes", "4096", "--retry-buffer-bytes", "1024"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert captured == [
@@ -57,6 +58,8 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
                 header_timeout=1.5,
                 idle_timeout=9.0,
                 max_connections=50,
+                max_upstream_head_bytes=4096,
+                retry_buffer_bytes=1024,
             ),
             drain_timeout=2.5,
             log_level="debug",
@@ -147,3 +150,12 @@ def test_bind_error_is_a_clean_message(
     result = runner.invoke(cli, ["run", "-f", str(tmp_path)])
     assert result.exit_code == 1
     assert "address already in use" in result.stderr
+
+
+def test_every_limit_has_a_run_flag() -> None:
+    from turnout.cli import _LIMIT_FLAGS
+
+    flagged = {name for name, *_ in _LIMIT_FLAGS}
+    missing = set(Limits.__dataclass_fields__) - flagged
+    assert not missing, f"add a `turnout run` flag to cli._LIMIT_FLAGS for {sorted(missing)}"
+    assert flagged <= set(Limits.__dataclass_fields__)

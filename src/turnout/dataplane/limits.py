@@ -1,8 +1,9 @@
 """limits: the data plane's hardening defaults, in one place.
 
 Place in the pipeline: a :class:`Limits` is given to each
-:class:`turnout.dataplane.http1.SocketState` (the defaults when nothing is configured), so
-that ``turnout run`` flags can later override any of them. Sizes are bytes, times seconds.
+:class:`turnout.dataplane.http1.SocketState` (the defaults when nothing is configured);
+``turnout run`` has a flag for each field (turnout.cli), sent to every worker process.
+Sizes are bytes, times seconds.
 
 The defaults follow what nginx and the common Go/Python servers ship with: generous for
 real clients, small enough that a hostile one cannot hold much memory or many sockets.
