@@ -5,7 +5,7 @@ the control plane holds about a million of them (parsed manifests, graph, status
 compiled tables), so one full collection stalls the event loop, which also serves
 traffic, for about a second on a small VM. Left alone, the collector ran several full
 collections during each reload (measured in process at 5,000 routes: 17 of them,
-9.6 s of a 21 s run). ``ReloadCollector`` schedules it instead:
+9.6 s of a 17 s run). ``ReloadCollector`` schedules it instead:
 
 * during a reload, automatic collection is off (``paused``): nothing is lost, reference
   counting still frees what it can, and nothing walks the heap mid-reload;
