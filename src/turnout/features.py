@@ -35,6 +35,8 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         f"{_BACKEND_TLS}::test_conflict_resolved_by_age",
         f"{_BACKEND_TLS}::test_section_name_targets_one_port",
         f"{_BACKEND_TLS}::test_reencrypt_and_ca_configmap_changes",
+        "tests/e2e/test_backend_tls_grpc.py::test_grpc_route_reencrypts_to_tls_backend",
+        "tests/e2e/test_backend_tls_grpc.py::test_grpc_route_backend_certificate_mismatch_fails",
         _GOLDEN,
     ),
     "BackendTLSPolicySANValidation": (f"{_BACKEND_TLS}::test_subject_alt_names_hostname_and_uri",),

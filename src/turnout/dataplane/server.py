@@ -167,8 +167,8 @@ class DataPlane:
                     continue
             if cluster.protocol == "http1":
                 pools += self._http1_pools(cluster, tls)
-            elif cluster.protocol == "h2c":
-                pools += self._h2c_pools(cluster)
+            elif cluster.protocol in ("h2c", "h2"):
+                pools += self._h2c_pools(cluster, tls)
             clusters[name] = UpstreamCluster(name, tuple(pools))
         return clusters, errors
 
@@ -196,7 +196,7 @@ class DataPlane:
                 continue
             mapping = dict(clusters)
             for name, cluster in config.clusters.items():
-                if cluster.tls is None or cluster.protocol != "http1":
+                if cluster.tls is None:
                     continue
                 try:
                     tls = self._upstream_tls.get(cluster.tls, client)
@@ -204,19 +204,24 @@ class DataPlane:
                     errors.append(f"gateway {gateway.name}, cluster {name}: {exc}")
                     mapping[name] = UpstreamCluster(name, ())  # 503, never without TLS
                     continue
-                mapping[name] = UpstreamCluster(name, tuple(self._http1_pools(cluster, tls)))
+                if cluster.protocol == "http1":
+                    pools = self._http1_pools(cluster, tls)
+                else:
+                    pools = self._h2c_pools(cluster, tls)
+                mapping[name] = UpstreamCluster(name, tuple(pools))
             by_gateway[gateway.name] = mapping
         return by_gateway
 
-    def _h2c_pools(self, cluster: ir.Cluster) -> list[EndpointPool]:
-        """HTTP/2 cleartext endpoints: one multiplexed connection each (upstream_h2)."""
+    def _h2c_pools(self, cluster: ir.Cluster, tls: UpstreamTLS | None = None) -> list[EndpointPool]:
+        """HTTP/2 endpoints (h2c, or over TLS with ``tls``): one multiplexed connection
+        each (upstream_h2)."""
         pools: list[EndpointPool] = []
         for endpoint in cluster.endpoints:
-            key = (f"h2c:{endpoint.address}", endpoint.port, None)  # apart from HTTP/1.1 pools
+            key = (f"h2c:{endpoint.address}", endpoint.port, tls)  # apart from HTTP/1.1 pools
             pool = self._pools.get(key)
             if pool is None:
                 pool = self._pools[key] = H2EndpointPool(
-                    endpoint.address, endpoint.port, limits=self.limits
+                    endpoint.address, endpoint.port, limits=self.limits, tls=tls
                 )
             pools.append(pool)
         return pools

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from typing import cast
 
@@ -59,6 +60,7 @@ from turnout.dataplane.upstream import (
     UpstreamProtocolError,
     UpstreamUser,
 )
+from turnout.dataplane.upstream_tls import UpstreamTLS
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,15 @@ _DROP = msg.HOP_BY_HOP | {b"host"}
 class H2EndpointPool(EndpointPool):
     """The h2c connection to one endpoint, shared by all requests to it."""
 
-    def __init__(self, host: str, port: int, limits: Limits = DEFAULT_LIMITS) -> None:
-        super().__init__(host, port, limits=limits)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        limits: Limits = DEFAULT_LIMITS,
+        tls: UpstreamTLS | None = None,
+    ) -> None:
+        # With ``tls`` (a BackendTLSPolicy): HTTP/2 over TLS, ALPN h2, instead of h2c.
+        super().__init__(host, port, limits=limits, tls=tls)
         self.conn: H2UpstreamConnection | None = None  # where new streams go
         self.connections: set[H2UpstreamConnection] = set()  # including draining ones
         self.waiting: list[UpstreamUser] = []  # users waiting for a connection
@@ -93,9 +102,18 @@ class H2EndpointPool(EndpointPool):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                _, conn = await loop.create_connection(
-                    lambda: H2UpstreamConnection(self), self.host, self.port
-                )
+                if self.tls is None:
+                    _, conn = await loop.create_connection(
+                        lambda: H2UpstreamConnection(self), self.host, self.port
+                    )
+                else:
+                    _, conn = await loop.create_connection(
+                        lambda: H2UpstreamConnection(self),
+                        self.host,
+                        self.port,
+                        ssl=self.tls.h2_context,
+                        server_hostname=self.tls.sni,
+                    )
         except (OSError, TimeoutError) as exc:
             self._connect_failed(exc)
             return
@@ -104,6 +122,12 @@ class H2EndpointPool(EndpointPool):
             raise
         finally:
             self._connecting = None
+        problem = self._tls_problem(conn)
+        if problem is not None:
+            if conn.transport is not None:
+                conn.transport.abort()
+            self._connect_failed(ssl.SSLCertVerificationError(problem))
+            return
         if not conn.usable:
             self._connect_failed(ConnectionResetError("closed right after connect"))
             return
@@ -111,6 +135,19 @@ class H2EndpointPool(EndpointPool):
         waiting, self.waiting = self.waiting, []
         for user in waiting:
             conn.open_stream(user)
+
+    def _tls_problem(self, conn: H2UpstreamConnection) -> str | None:
+        """Why a TLS connection may not be used: SANs (upstream_tls), or no ALPN h2."""
+        if self.tls is None or conn.transport is None:
+            return None
+        problem = self.tls.check(conn.transport.get_extra_info("peercert"))
+        if problem is not None:
+            return problem
+        ssl_object = conn.transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn != "h2":
+            return f"the backend did not agree to HTTP/2 (ALPN {alpn or 'none'})"
+        return None
 
     def _connect_failed(self, exc: BaseException) -> None:
         if not isinstance(exc, ConnectionAbortedError):

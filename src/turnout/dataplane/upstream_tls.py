@@ -31,12 +31,22 @@ from turnout import ir
 from turnout.dataplane.pemfile import pem_file
 
 ALPN_PROTOCOLS = ["http/1.1"]
+H2_ALPN_PROTOCOLS = ["h2"]  # gRPC backends (GRPCRoute): HTTP/2 over TLS
 
 
 class UpstreamTLS:
     """A client context and the names a backend certificate must carry."""
 
-    __slots__ = ("context", "hostnames", "post_check", "sni", "uris")
+    __slots__ = (
+        "_client",
+        "_h2_context",
+        "_settings",
+        "context",
+        "hostnames",
+        "post_check",
+        "sni",
+        "uris",
+    )
 
     def __init__(self, settings: ir.UpstreamTLS, client: ir.TLSCertificate | None) -> None:
         self.sni = settings.sni
@@ -44,7 +54,24 @@ class UpstreamTLS:
         self.uris = settings.uris
         # OpenSSL checks the one name it is given; other SAN sets are checked after.
         self.post_check = bool(settings.uris) or settings.hostnames != (settings.sni,)
-        self.context = _client_context(settings, client, check_hostname=not self.post_check)
+        self.context = _client_context(
+            settings, client, check_hostname=not self.post_check, alpn=ALPN_PROTOCOLS
+        )
+        self._settings = settings
+        self._client = client
+        self._h2_context: ssl.SSLContext | None = None
+
+    @property
+    def h2_context(self) -> ssl.SSLContext:
+        """The same trust and names, offering ALPN ``h2`` (built on first use)."""
+        if self._h2_context is None:
+            self._h2_context = _client_context(
+                self._settings,
+                self._client,
+                check_hostname=not self.post_check,
+                alpn=H2_ALPN_PROTOCOLS,
+            )
+        return self._h2_context
 
     def check(self, peercert: Any) -> str | None:
         """None when the verified certificate carries an accepted SAN, else why not."""
@@ -75,11 +102,15 @@ def _dns_matches(presented: str, wanted: str) -> bool:
 
 
 def _client_context(
-    settings: ir.UpstreamTLS, client: ir.TLSCertificate | None, *, check_hostname: bool
+    settings: ir.UpstreamTLS,
+    client: ir.TLSCertificate | None,
+    *,
+    check_hostname: bool,
+    alpn: list[str],
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verify_mode CERT_REQUIRED
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    context.set_alpn_protocols(alpn)
     context.check_hostname = check_hostname
     if settings.system_roots:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)

@@ -36,12 +36,14 @@ _UNSUPPORTED_APP_PROTOCOLS = {
 # without appProtocol as h2c too: gRPC is HTTP/2, and GRPCBackendRef lets an
 # implementation infer the protocol from the route kind.
 _H2C_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c", "grpc", "http2"})
+# Of those, the ones that say cleartext: a BackendTLSPolicy on such a port is a mistake.
+_CLEARTEXT_H2_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c"})
 # appProtocols a GRPCRoute cannot be carried over (GEP-1911: UnsupportedProtocol).
 _NOT_FOR_GRPC = {
     "http": "gRPC needs HTTP/2, and the port speaks HTTP/1.1",
     "kubernetes.io/ws": "gRPC cannot be carried over WebSocket",
     "kubernetes.io/wss": "gRPC cannot be carried over WebSocket",
-    "https": "TLS backends are not supported yet",
+    "https": "TLS backends need a BackendTLSPolicy targeting the port",
 }
 
 
@@ -144,10 +146,8 @@ class BackendResolver:
         app_protocol = (port.app_protocol or "").lower()
         if from_kind == "GRPCRoute":
             unsupported = _NOT_FOR_GRPC.get(app_protocol)
-            if policy is not None:
-                # The HTTP/2 upstream speaks h2c only: never send plaintext where a
-                # policy asks for TLS.
-                unsupported = "TLS to gRPC backends (BackendTLSPolicy) is not supported yet"
+            if policy is not None and app_protocol == "https":
+                unsupported = None  # HTTP/2 over TLS, as the policy asks
         else:
             unsupported = _UNSUPPORTED_APP_PROTOCOLS.get(app_protocol)
             if policy is not None and app_protocol == "https":
@@ -166,15 +166,19 @@ class BackendResolver:
                     f"{policy.obj.namespace}/{policy.obj.name}, which cannot be used "
                     f"({policy.accepted.reason}); requests to it get 500",
                 )
-            if app_protocol in _H2C_APP_PROTOCOLS:
+            if app_protocol in _CLEARTEXT_H2_APP_PROTOCOLS:
                 return None, c.route_unresolved_refs(
                     c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
                     f"{field}: Service {shown} port {port.port} has appProtocol "
-                    f"{port.app_protocol} and a BackendTLSPolicy: HTTP/2 over TLS to "
-                    "backends is not supported yet",
+                    f"{port.app_protocol} (cleartext HTTP/2), which contradicts the "
+                    f"BackendTLSPolicy {policy.obj.namespace}/{policy.obj.name} targeting it",
                 )
+            if from_kind == "GRPCRoute" or app_protocol in _H2C_APP_PROTOCOLS:
+                # HTTP/2 over TLS (ALPN h2): a cluster of its own, apart from HTTP/1.1.
+                cluster += "/h2"
+                self.cluster_protocols[cluster] = "h2"
             self.cluster_tls[cluster] = policy.settings
-        if from_kind == "GRPCRoute" and app_protocol not in _H2C_APP_PROTOCOLS:
+        elif from_kind == "GRPCRoute" and app_protocol not in _H2C_APP_PROTOCOLS:
             # h2c by inference: a cluster of its own, so that an HTTPRoute to the same
             # port keeps speaking HTTP/1.1 to it.
             cluster += "/h2c"

@@ -92,6 +92,8 @@ def build(
 def _cluster_protocol(protocol: str | None) -> ir.ClusterProtocol:
     if protocol == "h2c":
         return "h2c"
+    if protocol == "h2":  # HTTP/2 over TLS: a GRPCRoute backend with a BackendTLSPolicy
+        return "h2"
     return "http1"
 
 
