@@ -163,6 +163,10 @@ class UpstreamConnection(asyncio.Protocol):
             return
         parser = self.parser
         status = parser.get_status_code()
+        if not 100 <= status <= 599:
+            # RFC 9110 15: valid codes are 100-599; llhttp reads "020" as 20, which the
+            # client would get as a status line no parser accepts (found by fuzz/).
+            raise UpstreamProtocolError(f"invalid status code {status}")
         if user.response_head(status, headers, parser.should_keep_alive()):
             # A response to HEAD has no body, but llhttp cannot be told so through
             # httptools: end the message here and parse the next one with a new parser.
