@@ -277,6 +277,11 @@ BAD_RESPONSES = {
     "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n",
     "nul-in-value": b"HTTP/1.1 200 OK\r\nX-A: b\x00c\r\nContent-Length: 0\r\n\r\n",
     "bad-status": b"HTTP/1.1 99 OK\r\nContent-Length: 0\r\n\r\n",
+    "1xx-with-length": b"HTTP/1.1 179 OK\r\nContent-Length: 2\r\n\r\nok",
+    "100-with-length": b"HTTP/1.1 100 Continue\r\nContent-Length: 2\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    "103-chunked": b"HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     "status-020": b"HTTP/1.1 020 OK\r\nContent-Length: 0\r\n\r\n",
     "status-600": b"HTTP/1.1 600 OK\r\nContent-Length: 0\r\n\r\n",
     "status-999": b"HTTP/1.1 999 OK\r\nContent-Length: 0\r\n\r\n",

@@ -944,7 +944,7 @@ class Exchange:
             edits=() if target is None else target.response_edits,
         )
         if head.invalid:
-            raise UpstreamProtocolError("invalid Transfer-Encoding in the response")
+            raise UpstreamProtocolError("invalid framing (Transfer-Encoding, or a 1xx body)")
         if status < 200:
             self.interim = True
             if not self.http10 and status != 101:

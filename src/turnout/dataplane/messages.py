@@ -245,7 +245,8 @@ def response_has_body(status: int, head_request: bool) -> bool:
 class ResponseHead:
     """The upstream response head, filtered and re-framed for the client.
 
-    ``invalid`` is set for a Transfer-Encoding other than exactly ``chunked``: llhttp then
+    ``invalid`` is set for a 1xx with Content-Length or Transfer-Encoding (found by
+    fuzz/upstream_response.py), and for a Transfer-Encoding other than exactly ``chunked``: llhttp then
     reads the body until close (or accepts "gzip, chunked"), and the proxy, which
     re-frames bodies, would pass on content in a coding the client is not told about.
     """
@@ -291,6 +292,9 @@ class ResponseHead:
         if status < 200:
             body_mode = BODY_NONE
             keep_alive = True  # an interim response; the final one decides
+            # RFC 9110 15.2: a 1xx ends with its head. llhttp still reads a body for
+            # some codes (179 with a Content-Length) while clients read none: refuse.
+            invalid = invalid or has_length or upstream_chunked
         elif not response_has_body(status, head_request):
             body_mode = BODY_NONE
         elif has_length and not upstream_chunked:
