@@ -2,6 +2,7 @@
 #
 #   make run    install, then start the Star Wars demo (turnout demo)
 #   make test   install, lint, typecheck, then the test suite
+#   make fuzz   install atheris, run every fuzz/ target FUZZ_SECONDS (default 60) each
 #
 # `install` is idempotent: it only reruns pip when pyproject.toml is newer than the
 # stamp file it leaves behind, so every other target can depend on it cheaply.
@@ -11,9 +12,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # bench/ may not exist yet on a fresh checkout; ruff fails on missing paths.
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench fuzz)
 
-.PHONY: install run test lint typecheck bench bench-scale bench-grpc format clean distclean
+.PHONY: install run test lint typecheck bench bench-scale bench-grpc fuzz format clean distclean
 
 install: $(STAMP)
 
@@ -83,8 +84,20 @@ bench-grpc: install
 	    apt-get install -y -q nghttp2-client; } || echo "bench-grpc: h2load not installed; its rows are skipped"
 	$(BIN)/python bench/grpc_bench.py --results bench/RESULTS.md $(GRPC_ARGS)
 
+# Fuzzing: never part of `test`. Installs the `fuzz` extra (atheris: pip takes a binary
+# wheel where one exists -- there is one for CPython 3.11 on x86-64 Linux -- and otherwise
+# builds it, which needs clang with libFuzzer; if that fails this target stops saying so,
+# and make test is unaffected).
+# Fails if any target crashes; crashing inputs are kept in fuzz/out/<target>/.
+FUZZ_SECONDS ?= 60
+
+fuzz: install
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install -q -e '.[fuzz]' || { \
+	    echo "fuzz: could not install atheris for $$($(BIN)/python -V); see https://pypi.org/project/atheris/" >&2; exit 1; }
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 clean:
-	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis bench/out fuzz/out
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 	find src -maxdepth 1 -name '*.egg-info' -exec rm -rf {} +
 
