@@ -6,12 +6,15 @@ Responses are fed whole and one byte at a time, like the client side in test_har
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from turnout import ir
+from turnout.dataplane import DataPlane
 from turnout.dataplane.filters import PathEdit, Redirect, Rewrite
 
-from .helpers import rule, to
+from .helpers import free_port, request, rule, simple_config, to
 from .test_http1_protocol import (
     ROUTES,
     FakeUpstreams,
@@ -226,3 +229,23 @@ async def test_invalid_host_never_reaches_a_location(host: bytes) -> None:
     client.data_received(b"GET /old HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
     (response,) = _responses(transport.data())
     assert response.status == 400 and response.header("location") is None
+
+
+async def test_dataplane_logs_and_serves_500_for_a_hostile_filter(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Through real sockets: the control plane never emits this, but if an IR did, the
+    # rule answers 500 (no injected header on the wire) and the reason is logged.
+    port = free_port()
+    routes = (
+        rule("r", filters=ir.Filters(redirect=ir.RequestRedirect(hostname="a\r\nx-evil: 1"))),
+    )
+    dataplane = DataPlane()
+    try:
+        with caplog.at_level(logging.ERROR, logger="turnout.dataplane.server"):
+            await dataplane.apply(simple_config(port, routes))
+        assert any("is not a valid hostname" in r.getMessage() for r in caplog.records)
+        response = await request("127.0.0.1", port, "/x")
+        assert response.status == 500 and response.header("x-evil") is None
+    finally:
+        await dataplane.close(drain_timeout=1.0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import socket
 import ssl
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ from turnout.dataplane.router import (
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
 from turnout.dataplane.upstream_h2 import H2EndpointPool
 from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
+
+log = logging.getLogger(__name__)
 
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
 _SWEEP_INTERVAL = 5.0
@@ -99,6 +102,8 @@ class DataPlane:
             self._compiled_hosts.begin()
             table = compile_routes(config, clusters, self._compiled_hosts, by_gateway)
             table.errors.extend(cluster_errors)
+            for error in table.errors:  # such a rule answers 500 (see router.compile_routes)
+                log.error("route not served as configured: %s", error)
             tls_errors = self._add_tls_sockets(config, clusters, table, by_gateway)
             bind_errors = await self._bind_new(table)  # no swap yet: a bind may await
             self._swap(table)  # synchronous: atomic for every socket
