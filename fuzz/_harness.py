@@ -82,6 +82,10 @@ class FakeTransport(asyncio.Transport):
         self.written.clear()
         return out
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        # http1 hands a connection that opens with the HTTP/2 preface to http2.
+        self.protocol: asyncio.BaseProtocol | None = protocol
+
     def pause_reading(self) -> None:
         pass
 

@@ -3,7 +3,8 @@
 The input is cut into reads (sizes taken from its first bytes), fed to a ClientConnection
 with a fake transport; every request that reaches the upstream stub is answered. A crash
 is: an exception out of a protocol callback, a logged callback error, a 500, a response
-that does not parse, an error answer without a close, or a forwarded request that a
+that does not parse (unless the input opened with the HTTP/2 preface: then http2 takes the
+connection over and gets the rest of the input), an error answer without a close, or a forwarded request that a
 fresh httptools parser does not read as exactly one complete request.
 
     python fuzz/http1_front.py [corpus dirs] [libFuzzer flags]
@@ -60,7 +61,9 @@ def one_input(data: bytes) -> None:
             chunk = payload[start : start + size]
             start += size
             if chunk:
-                client.data_received(chunk)
+                # After the HTTP/2 preface http2 owns the transport: feed it from then on.
+                protocol = getattr(transport, "protocol", None) or client
+                protocol.data_received(chunk)  # type: ignore[attr-defined]
             for i, (conn, upstream) in enumerate(upstreams.connections):
                 sent = b"".join(upstream.written)
                 if i in answered or upstream.closed or not sent:
@@ -73,8 +76,12 @@ def one_input(data: bytes) -> None:
                     # HEAD gets no Content-Length: the response checker cannot tell
                     # which request a response belongs to, so it could not skip a body.
                     conn.data_received(_HEAD_ANSWER if seen.method == b"HEAD" else _ANSWER)
-        check_client_output(transport.take(), transport)
+        protocol = getattr(transport, "protocol", None)
+        if protocol is None:
+            check_client_output(transport.take(), transport)
         client.connection_lost(None)
+        if protocol is not None:
+            protocol.connection_lost(None)  # HTTP/2 answers in frames: no HTTP/1 check
 
     run(drive)
 
