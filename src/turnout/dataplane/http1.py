@@ -142,6 +142,7 @@ class ClientConnection(asyncio.Protocol):
         # per connection
         self.state = state
         self.limits = state.limits
+        self._max_fields = state.limits.max_header_fields  # read per header line
         self.transport: asyncio.Transport | None = None
         self.watchdog: wd.Watchdog | None = None
         self.deadline = 0.0  # see turnout.dataplane.watchdog
@@ -304,7 +305,7 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         headers.append((name, value))
-        if len(headers) > self.limits.max_header_fields:
+        if len(headers) > self._max_fields:
             raise _Reject(431)
 
     def on_headers_complete(self) -> None:
@@ -415,11 +416,12 @@ class ClientConnection(asyncio.Protocol):
         exchanges = self.exchanges
         if exchanges and exchanges[0] is exchange:
             exchanges.popleft()
-        self.set_paused(PAUSE_UPSTREAM_FULL, False)
+        if self._paused & PAUSE_UPSTREAM_FULL:
+            self.set_paused(PAUSE_UPSTREAM_FULL, False)
         if not exchange.keep_alive or (self.draining and not exchanges):
             self.close()
             return
-        if len(exchanges) < MAX_PIPELINED:
+        if self._paused & PAUSE_PIPELINE and len(exchanges) < MAX_PIPELINED:
             self.set_paused(PAUSE_PIPELINE, False)
         if exchanges:
             exchanges[0].start()

@@ -340,29 +340,35 @@ class VirtualHostTable:
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
         self.needs_view = any(rule.conditions for rule in rules)
-        # With path-only rules the answer depends on the path alone: memoise it.
-        self._cache: dict[bytes, Rule | None] | None = None if self.needs_view else {}
+        # Path matchers depend on the path alone: per path, the rules whose path matches,
+        # in precedence order, up to the first one without conditions (nothing after it
+        # can be selected). A request then costs one dict hit plus its candidates'
+        # header/query/method conditions, whatever the number of rules.
+        self._cache: dict[bytes, tuple[Rule, ...]] = {}
 
     def select(self, path: bytes, view: RequestView | None) -> Rule | None:
         """First rule whose match holds. ``view`` is required when ``needs_view``."""
         cache = self._cache
-        if cache is not None:
-            try:
-                return cache[path]
-            except KeyError:
-                pass
-        found: Rule | None = None
-        for rule in self.rules:
-            if rule.path(path) and (
-                not rule.conditions or all(cond(view) for cond in rule.conditions)  # type: ignore[arg-type]
-            ):
-                found = rule
-                break
-        if cache is not None:
+        candidates = cache.get(path)
+        if candidates is None:
+            candidates = self._candidates(path)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[path] = found
-        return found
+            cache[path] = candidates
+        for rule in candidates:
+            conditions = rule.conditions
+            if not conditions or all(cond(view) for cond in conditions):  # type: ignore[arg-type]
+                return rule
+        return None
+
+    def _candidates(self, path: bytes) -> tuple[Rule, ...]:
+        found: list[Rule] = []
+        for rule in self.rules:
+            if rule.path(path):
+                found.append(rule)
+                if not rule.conditions:
+                    break
+        return tuple(found)
 
 
 class ListenerTable:

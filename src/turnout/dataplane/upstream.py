@@ -65,6 +65,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: EndpointPool) -> None:
         # per connection
         self.pool = pool
+        self._max_fields = 2 * pool.limits.max_header_fields  # read per header line
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.requests = 0  # how many requests were sent; >0 means reused when bound again
@@ -147,7 +148,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
         headers.append((name, value))
-        if len(headers) > 2 * self.pool.limits.max_header_fields:
+        if len(headers) > self._max_fields:
             raise UpstreamProtocolError("too many response header fields")
 
     def on_headers_complete(self) -> None:
