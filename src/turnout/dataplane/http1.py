@@ -65,6 +65,7 @@ import httptools
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.messages import RequestHeaders
 from turnout.dataplane.mirror import MirrorExchange, drop_mirrors, feed_mirrors, finish_mirrors
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
@@ -143,6 +144,7 @@ class ClientConnection(asyncio.Protocol):
         self.state = state
         self.limits = state.limits
         self._max_fields = state.limits.max_header_fields  # read per header line
+        self._max_head = state.limits.max_head_bytes
         self.transport: asyncio.Transport | None = None
         self.watchdog: wd.Watchdog | None = None
         self.deadline = 0.0  # see turnout.dataplane.watchdog
@@ -155,7 +157,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused = 0
         self.write_paused = False
         self.draining = False
-        self._feeding = False
+        self.feeding = False  # inside data_received: upstream writes wait for its end
         self._dirty: list[Exchange] = []  # exchanges with upstream bytes to flush after a feed
         self.upgrade_rest = b""  # bytes after an upgrade request's head: tunnel data
         self.tunnel: Tunnel | None = None  # after a 101: the connection is a byte tunnel
@@ -211,7 +213,7 @@ class ClientConnection(asyncio.Protocol):
             self.deadline = self.watchdog.now + self.limits.header_timeout
         heads_before = self._heads if self._in_head else -1
         self._feed_size = len(data)
-        self._feeding = True
+        self.feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -230,13 +232,13 @@ class ClientConnection(asyncio.Protocol):
             log.exception("error while handling a request")
             self._parse_failed(500)
         finally:
-            self._feeding = False
+            self.feeding = False
         if heads_before == self._heads:
             # This data started inside a head and did not complete it: it is all head
             # bytes (a head that started mid-buffer escapes counting for one read). llhttp
             # has no size limit and httptools buffers header values, so bound it here.
             self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_head_bytes and not self._paused & PAUSE_DONE:
+            if self._head_bytes > self._max_head and not self._paused & PAUSE_DONE:
                 self._parse_failed(431)
         dirty = self._dirty
         if dirty:
@@ -313,10 +315,10 @@ class ClientConnection(asyncio.Protocol):
             raise _StopParsing
         self._timing = _TIMING_BUSY
         self.deadline = 0.0
-        if self._head_bytes + self._feed_size > self.limits.max_head_bytes:
+        if self._head_bytes + self._feed_size > self._max_head:
             # The head may have arrived in one large read, past the count in data_received.
             size = len(self._url) + sum(len(n) + len(v) + 4 for n, v in self._headers)
-            if size > self.limits.max_head_bytes:
+            if size > self._max_head:
                 raise _Reject(431)
         self._in_head = False
         self._head_bytes = 0
@@ -327,7 +329,7 @@ class ClientConnection(asyncio.Protocol):
         self._headers = []
         parser = self._parser
         version = parser.get_http_version()
-        request = msg.RequestHeaders(raw)
+        request = RequestHeaders(raw)
         if version != "1.1":
             if version != "1.0":
                 raise _Reject(505)
@@ -388,10 +390,6 @@ class ClientConnection(asyncio.Protocol):
         exchange.request_complete()
 
     # --- used by exchanges -------------------------------------------------------------------
-
-    @property
-    def feeding(self) -> bool:
-        return self._feeding
 
     def mark_dirty(self, exchange: Exchange) -> None:
         self._dirty.append(exchange)
@@ -586,7 +584,7 @@ def route_request(
             target.redirect.status, location, exchange.connection_header()
         )
     else:
-        _forward(exchange, method, path, query if sep else None, request, target, client, pinned)
+        _forward(exchange, method, url, request, target, client, pinned)
 
 
 def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | None:
@@ -631,9 +629,8 @@ def _request_target(url: bytes, method: bytes, request: msg.RequestHeaders) -> b
 def _forward(
     exchange: Exchange,
     method: bytes,
-    path: bytes,
-    query: bytes | None,
-    request: msg.RequestHeaders,
+    url: bytes,
+    request: RequestHeaders,
     target: Target,
     client: ClientConnection,
     pinned: EndpointPool | None = None,
@@ -649,13 +646,14 @@ def _forward(
     for edit in target.request_edits:
         headers = edit.apply(headers)
     host = request.host
-    if target.rewrite:
+    if target.rewrite:  # else the request target is forwarded as received
+        path, sep, query = url.partition(b"?")
         for rewrite in target.rewrite:
             if rewrite.hostname is not None:
                 host = rewrite.hostname
             if rewrite.path is not None:
                 path = rewrite.path.apply(path)
-    url = path if query is None else path + b"?" + query
+        url = path + sep + query
     forwarded = (
         client.forwarded
         if request.xff is None
@@ -788,7 +786,9 @@ class Exchange:
         elif self.pool is not None:
             if self.run is not None:
                 self.run.started()
-            self._acquire(self.pool)
+                self._acquire(self.pool)
+            else:
+                self.pool.acquire(self)
 
     def _acquire(self, pool: EndpointPool) -> None:
         run = self.run

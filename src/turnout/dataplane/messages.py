@@ -263,7 +263,7 @@ class ResponseHead:
         keep_alive: bool,
         edits: tuple[HeaderEdit, ...],
     ) -> None:
-        parts = [status_line(status)]
+        parts = [STATUS_LINES.get(status) or status_line(status)]
         has_length = False
         upstream_chunked = False
         invalid = False
@@ -295,7 +295,7 @@ class ResponseHead:
             # RFC 9110 15.2: a 1xx ends with its head. llhttp still reads a body for
             # some codes (179 with a Content-Length) while clients read none: refuse.
             invalid = invalid or has_length or upstream_chunked
-        elif not response_has_body(status, head_request):
+        elif head_request or status == 204 or status == 304:  # see response_has_body
             body_mode = BODY_NONE
         elif has_length and not upstream_chunked:
             body_mode = BODY_LENGTH
@@ -305,9 +305,12 @@ class ResponseHead:
         else:
             body_mode = BODY_CHUNKED
             parts.append(b"transfer-encoding: chunked\r\n")
-        if status >= 200:
-            parts.append(connection_header(keep_alive, http10))
-        parts.append(b"\r\n")
+        if status < 200:
+            parts.append(b"\r\n")
+        elif keep_alive and not http10:
+            parts.append(b"\r\n")  # connection_header(): nothing for HTTP/1.1 keep-alive
+        else:
+            parts += (connection_header(keep_alive, http10), b"\r\n")
         self.data = b"".join(parts)
         self.invalid = invalid
         self.body_mode = body_mode

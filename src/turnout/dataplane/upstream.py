@@ -214,7 +214,8 @@ class UpstreamConnection(asyncio.Protocol):
         """The exchange is over: back to the pool, or closed when it cannot be reused."""
         self.user = None
         if keep_alive and not self.closed:
-            self.pause_reading(False)
+            if self.reading_paused:
+                self.pause_reading(False)
             if self._feeding:
                 # Not reusable until the rest of this read is parsed: on_message_begin
                 # must see no user if the backend sent more than the response.
@@ -345,7 +346,10 @@ class EndpointPool:
         if self.retired:
             conn.close()
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        # time.monotonic() is the clock of asyncio's and uvloop's loop.time() (what the
+        # idle sweep in server.py compares with), at a fraction of the cost of finding
+        # the running loop on every request.
+        conn.idle_since = time.monotonic()
         self.idle.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:
