@@ -31,8 +31,8 @@ from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import manifests  # noqa: E402
-import run  # noqa: E402
+import manifests
+import run
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -168,13 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nginx_port = run.free_port()
                 conf = tmp / "nginx.conf"
                 conf.write_text(run.nginx_conf(tmp, nginx_port, origin_port, 1))
-                for sub in ("nginx-body", "nginx-proxy", "nginx-fastcgi", "nginx-uwsgi", "nginx-scgi"):
+                for sub in (
+                    "nginx-body",
+                    "nginx-proxy",
+                    "nginx-fastcgi",
+                    "nginx-uwsgi",
+                    "nginx-scgi",
+                ):
                     (tmp / sub).mkdir()
-                master = start(["nginx", "-p", str(tmp), "-e", str(tmp / "e.log"), "-c", str(conf)], env, procs)
-                run.wait_listening(nginx_port, master)
-                worker = int(
-                    subprocess.check_output(["pgrep", "-P", str(master.pid)]).split()[0]
+                master = start(
+                    ["nginx", "-p", str(tmp), "-e", str(tmp / "e.log"), "-c", str(conf)], env, procs
                 )
+                run.wait_listening(nginx_port, master)
+                worker = int(subprocess.check_output(["pgrep", "-P", str(master.pid)]).split()[0])
                 nginx_request = request_bytes("bench", "/svc0/api/x", ())
                 report("nginx 1 worker", worker, nginx_port, nginx_request, args)
     finally:

@@ -18,7 +18,6 @@ estimate of the cost).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 import time
@@ -32,7 +31,6 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 import manifests  # noqa: E402
 import run  # noqa: E402
-
 from turnout import ir  # noqa: E402
 from turnout.dataplane.http1 import ClientConnection, SocketState  # noqa: E402
 from turnout.dataplane.router import compile_routes  # noqa: E402
@@ -91,14 +89,18 @@ def setup(routes: int, tmp: Path) -> tuple[ClientConnection, UpstreamConnection,
     return client, upstream, request
 
 
-def loop_requests(client: ClientConnection, upstream: UpstreamConnection, request: bytes, n: int) -> None:
+def loop_requests(
+    client: ClientConnection, upstream: UpstreamConnection, request: bytes, n: int
+) -> None:
     up_written = upstream.transport.written  # type: ignore[union-attr]
     client_written = client.transport.written  # type: ignore[union-attr]
     for _ in range(n):
         client.data_received(request)
         upstream.data_received(RESPONSE)
     if len(up_written) != n or len(client_written) != n:
-        raise SystemExit(f"expected {n} writes each way, got {len(up_written)}/{len(client_written)}")
+        raise SystemExit(
+            f"expected {n} writes each way, got {len(up_written)}/{len(client_written)}"
+        )
     up_written.clear()
     client_written.clear()
 
