@@ -132,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="measurements (median shown)")
     parser.add_argument("--nginx", action="store_true", help="also measure nginx, 1 worker")
     parser.add_argument("--profile", help="run the proxy under cProfile, stats to this file")
+    parser.add_argument("--strace", help="count the proxy's syscalls (strace -c) into this file")
     parser.add_argument("--role", choices=["driver", "profiled-proxy"], default="driver")
     parser.add_argument("--config")
     args = parser.parse_args(argv)
@@ -203,7 +204,14 @@ def start(
 
 
 def report(label: str, pid: int, port: int, request: bytes, args: argparse.Namespace) -> None:
+    tracer = None
+    if args.strace:
+        tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", args.strace])
+        time.sleep(1.0)
     results = sorted(measure(pid, port, request, args) for _ in range(args.repeat))
+    if tracer is not None:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(10)
     cpu = [r[0] for r in results]
     median = results[len(results) // 2]
     print(
