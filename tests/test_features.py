@@ -86,6 +86,11 @@ KNOWN_FEATURES = {
     "GRPCRoute",
     "GRPCRouteNamedRouteRule",
     "GRPCRouteRequestHeaderModifier",
+    "TLSRoute",
+    "TLSRouteModeTerminate",
+    "TLSRouteModeMixed",
+    "TCPRoute",
+    "UDPRoute",
     "ReferenceGrant",
 }
 

@@ -5,8 +5,8 @@ A feature is listed only when the data plane honours it; each entry names the te
 status. `tests/test_features.py` checks every named test exists, so the table cannot
 claim a feature whose proof was deleted.
 
-Not listed until their behaviour has such a test: infrastructure propagation,
-TLSRoute, TCPRoute, UDPRoute and mesh. GRPCRoute's RequestMirror and
+Not listed until their behaviour has such a test: infrastructure propagation and
+mesh. GRPCRoute's RequestMirror and
 ResponseHeaderModifier work (tests/e2e/test_features_grpc.py) but have no feature name
 of their own in pkg/features/grpcroute.go. Session persistence (GEP-1619) is served and
 tested (tests/e2e/test_features_session_persistence.py), but the Gateway API defines no
@@ -26,6 +26,9 @@ _BACKEND_FILTERS = "tests/e2e/test_features_backend_filters.py"
 _BACKEND_TLS = "tests/e2e/test_features_backend_tls.py"
 _GRPC = "tests/e2e/test_features_grpc.py"
 _FRONTEND_MTLS = "tests/e2e/test_features_frontend_mtls.py"
+_TCP = "tests/e2e/test_features_tcp.py"
+_TLS_ROUTE = "tests/e2e/test_features_tls_route.py"
+_UDP = "tests/e2e/test_features_udp.py"
 
 FEATURE_TESTS: dict[str, tuple[str, ...]] = {
     "BackendTLSPolicy": (
@@ -183,9 +186,37 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/e2e/test_features_listenerset.py::test_listener_set_removed_and_restored",
         _GOLDEN,
     ),
+    "TCPRoute": (
+        f"{_TCP}::test_route_by_port_and_section_name",
+        f"{_TCP}::test_echo_and_half_close",
+        f"{_TCP}::test_large_stream_both_ways",
+        f"{_TCP}::test_multiple_routes_only_oldest_gets_traffic",
+        f"{_TCP}::test_weighted_backends",
+        f"{_TCP}::test_nonexistent_backend_rejects_connections",
+        f"{_TCP}::test_cross_namespace_backend_needs_reference_grant",
+        f"{_TCP}::test_reload_keeps_established_connections",
+        _GOLDEN,
+    ),
+    "TLSRoute": (
+        f"{_TLS_ROUTE}::test_passthrough_routes_by_sni",
+        f"{_TLS_ROUTE}::test_passthrough_rejects_unmatched_sni",
+        f"{_TLS_ROUTE}::test_passthrough_stream_echoes",
+        "tests/dataplane/test_clienthello.py",
+        _GOLDEN,
+    ),
+    "TLSRouteModeTerminate": (f"{_TLS_ROUTE}::test_terminate_forwards_plaintext",),
+    "TLSRouteModeMixed": (f"{_TLS_ROUTE}::test_mixed_terminate_and_passthrough_on_one_port",),
+    "UDPRoute": (
+        f"{_UDP}::test_udp_echo_with_several_clients",
+        f"{_UDP}::test_idle_sessions_expire",
+        f"{_UDP}::test_weighted_backends",
+        f"{_UDP}::test_cross_namespace_backend_without_grant_drops",
+        _GOLDEN,
+    ),
     "ReferenceGrant": (
         "tests/e2e/test_run.py::test_reference_grant_revocation",
         f"{_MATCHING}::test_cross_namespace_backend_needs_reference_grant",
+        f"{_TCP}::test_cross_namespace_backend_needs_reference_grant",
         _GOLDEN,
     ),
 }

@@ -220,7 +220,7 @@ def test_reference_grant_v1alpha2_and_fields() -> None:
     [
         ("apps/v1", "Deployment"),
         ("gateway.networking.k8s.io/v1beta1", "GRPCRoute"),  # GRPCRoute has no v1beta1
-        ("gateway.networking.k8s.io/v1alpha2", "TLSRoute"),
+        ("gateway.networking.k8s.io/v1alpha3", "TCPRoute"),  # TCPRoute has no v1alpha3
         ("gateway.networking.k8s.io/v1alpha2", "HTTPRoute"),
         ("v2", "Service"),
     ],

@@ -1,10 +1,12 @@
-"""dataplane: serves traffic as described by the IR (HTTP and HTTPS listeners).
+"""dataplane: serves traffic as described by the IR (HTTP, HTTPS, TCP, TLS, UDP listeners).
 
 Place in the pipeline: last stage -- ``ir.Config`` -> :class:`DataPlane.apply` ->
 compiled routing tables (:mod:`.router`) executed per request by the HTTP/1.1 proxy
 (:mod:`.http1`, :mod:`.upstream`, :mod:`.messages`, :mod:`.filters`); clients that speak
 HTTP/2 are handed to :mod:`.http2` (streams routed the same way), and h2c backends are
-reached through :mod:`.upstream_h2` (both built on :mod:`.h2base`). Imports only
+reached through :mod:`.upstream_h2` (both built on :mod:`.h2base`). TCP, TLS and UDP
+listeners are served by :mod:`.l4` (:mod:`.splice`, :mod:`.passthrough`,
+:mod:`.clienthello`, :mod:`.udp`). Imports only
 ``turnout.ir``, the standard library, uvloop, httptools, h2 and re2.
 """
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from turnout import ir
 from turnout.dataplane import tls
 from turnout.dataplane.http1 import ClientConnection, SocketState
+from turnout.dataplane.l4 import L4_PROTOCOLS, L4DataPlane
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.reuse import CompiledHosts
 from turnout.dataplane.router import (
@@ -86,6 +87,7 @@ class DataPlane:
         # Kept across configurations: unchanged parts are not compiled again.
         self._cluster_objects: dict[str, tuple[ir.Cluster, UpstreamCluster]] = {}
         self._compiled_hosts = CompiledHosts()
+        self._l4 = L4DataPlane()  # TCP, TLS and UDP listeners (dataplane/l4.py)
 
     @property
     def table(self) -> RouteTable | None:
@@ -112,7 +114,9 @@ class DataPlane:
             self._table = table
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
-            return _listener_results(config, bind_errors, tls_errors)
+            results = _listener_results(config, bind_errors, tls_errors)
+            results.update(await self._l4.apply(config))
+            return results
 
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish for up to ``drain_timeout``."""
@@ -122,6 +126,7 @@ class DataPlane:
                 bound.server.close()
             self._sockets.clear()
             self._retired = []
+            await self._l4.close()
             connections = [conn for state in states for conn in state.connections]
             for conn in connections:
                 conn.shutdown()
@@ -353,12 +358,9 @@ def _listener_results(
     results: dict[str, str | None] = {}
     for gateway in config.gateways:
         for listener in gateway.listeners:
-            if listener.protocol not in ("HTTP", "HTTPS"):
-                results[listener.name] = (
-                    f"protocol {listener.protocol} not supported by the data plane yet"
-                )
-            else:
-                results[listener.name] = tls_errors.get(listener.name) or bind_errors.get(
-                    (listener.address, listener.port)
-                )
+            if listener.protocol in L4_PROTOCOLS:
+                continue  # served by L4DataPlane
+            results[listener.name] = tls_errors.get(listener.name) or bind_errors.get(
+                (listener.address, listener.port)
+            )
     return results

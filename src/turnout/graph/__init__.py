@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from turnout.graph.backends import BackendResolver
 from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
+from turnout.graph.l4routes import build_l4_routes
 from turnout.graph.listenersets import build_listener_sets
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
@@ -54,6 +55,8 @@ def build(
     assign_ancestors(
         tls_index, [*http_routes.values(), *grpc_routes.values()], resolver.cluster_ports
     )
+    # TCPRoutes, TLSRoutes, UDPRoutes: the same attachment rules, no matching.
+    l4_routes = build_l4_routes(snapshot, gateways, resolver)
     return Graph(
         controller_name=controller_name,
         gateway_classes=classes,
@@ -65,6 +68,7 @@ def build(
         cluster_protocols=resolver.cluster_protocols,
         backend_tls_policies=tls_index.policies,
         cluster_tls=resolver.cluster_tls,
+        l4_routes=l4_routes,
     )
 
 

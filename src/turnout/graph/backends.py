@@ -99,9 +99,20 @@ class BackendResolver:
         return False
 
     def resolve(
-        self, target: BackendTarget, *, field: str, from_kind: str, from_namespace: str
+        self,
+        target: BackendTarget,
+        *,
+        field: str,
+        from_kind: str,
+        from_namespace: str,
+        check_app_protocol: bool = True,
     ) -> tuple[str | None, Condition | None]:
-        """(cluster name, None) or (None, ResolvedRefs=False condition)."""
+        """(cluster name, None) or (None, ResolvedRefs=False condition).
+
+        ``check_app_protocol=False`` for routes that forward opaque streams or datagrams
+        (TCPRoute, TLSRoute, UDPRoute): the Service port's appProtocol and BackendTLSPolicies
+        (which only apply to HTTP and gRPC here) do not matter.
+        """
         shown = f"{target.namespace}/{target.name}"
         if target.group != "" or target.kind != "Service":
             kind = f"{target.group}/{target.kind}" if target.group else target.kind
@@ -152,13 +163,13 @@ class BackendResolver:
             unsupported = _UNSUPPORTED_APP_PROTOCOLS.get(app_protocol)
             if policy is not None and app_protocol == "https":
                 unsupported = None
-        if unsupported is not None:
+        if unsupported is not None and check_app_protocol:
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
                 f"{field}: Service {shown} port {port.port} has appProtocol "
                 f"{port.app_protocol}: {unsupported}",
             )
-        if policy is not None:
+        if policy is not None and check_app_protocol:
             if policy.settings is None:
                 return None, c.route_unresolved_refs(
                     c.ROUTE_RESOLVED_REFS_INVALID_BACKEND_TLS_POLICY,

@@ -23,17 +23,32 @@ from turnout.status.conditions import Condition
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 HTTPROUTE_KIND = (GATEWAY_GROUP, "HTTPRoute")
 GRPCROUTE_KIND = (GATEWAY_GROUP, "GRPCRoute")
+TLSROUTE_KIND = (GATEWAY_GROUP, "TLSRoute")
+TCPROUTE_KIND = (GATEWAY_GROUP, "TCPRoute")
+UDPROUTE_KIND = (GATEWAY_GROUP, "UDPRoute")
 
 # Route kinds each protocol can carry, in the order reported in supportedKinds (the
 # default when allowedRoutes.kinds is empty). Only protocols the data plane serves are
 # listed; the others get UnsupportedProtocol. GRPCRoute rides on HTTP (h2c with prior
-# knowledge) and HTTPS (h2 by ALPN) listeners, as grpcroute_types.go requires.
+# knowledge) and HTTPS (h2 by ALPN) listeners, as grpcroute_types.go requires; TLS, TCP
+# and UDP listeners carry their own route kind.
 PROTOCOL_ROUTE_KINDS: dict[str, list[tuple[str, str]]] = {
     "HTTP": [HTTPROUTE_KIND, GRPCROUTE_KIND],
     "HTTPS": [HTTPROUTE_KIND, GRPCROUTE_KIND],
+    # TLS listeners take TLSRoutes only: conformance (TLSRouteListenerPassthroughSupportedKinds)
+    # expects a TCPRoute in allowedRoutes.kinds of a TLS listener to be InvalidRouteKinds.
+    "TLS": [TLSROUTE_KIND],
+    "TCP": [TCPROUTE_KIND],
+    "UDP": [UDPROUTE_KIND],
 }
-# Listeners on one port must share a family to be served by one socket.
-PORT_FAMILY = {"HTTP": "http", "HTTPS": "tls", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
+# Listeners on one port must share a family to be served by one socket. HTTPS and TLS
+# would both be distinct by hostname per the spec, but turnout serves them from
+# different sockets (HTTP after termination vs. SNI peeking), so they cannot share a
+# port; TLS Terminate and Passthrough listeners can (TLSRouteModeMixed).
+PORT_FAMILY = {"HTTP": "http", "HTTPS": "https", "TLS": "tls", "TCP": "tcp", "UDP": "udp"}
+# Families whose listeners are distinct by port only (no hostname): two on one port
+# always conflict (GatewaySpec.Listeners, "Distinct Listeners").
+_PORT_ONLY_FAMILIES = ("tcp", "udp")
 
 
 def build_gateway_classes(snapshot: Snapshot, controller_name: str) -> dict[str, GatewayClassNode]:
@@ -125,7 +140,12 @@ def _listener_node(
         )
     node = ListenerNode(gateway, listener, [])
     unresolved = _route_kinds(node, route_kinds)  # (reason, message) per problem
-    if protocol == "HTTPS":
+    # TLS listeners terminate only in mode Terminate; Passthrough ignores certificateRefs
+    # (ListenerTLSConfig.CertificateRefs: "This field is ignored in Passthrough mode").
+    terminates = protocol == "HTTPS" or (
+        protocol == "TLS" and listener.tls is not None and listener.tls.mode == "Terminate"
+    )
+    if terminates:
         # A ListenerSet's certificateRefs are its own: granted to ListenerSets of its
         # namespace, not inherited from the Gateway (ListenerSet "ReferenceGrant Semantics").
         owner = listener_set if listener_set is not None else gateway
@@ -206,6 +226,14 @@ def _mark_conflicts(listeners: list[ListenerNode]) -> None:
             if len(same) < 2:
                 continue
             names = ", ".join(ln.name for ln in same)
+            if families[0] in _PORT_ONLY_FAMILIES:
+                for ln in same:
+                    conflicts[id(ln)] = (
+                        c.LISTENER_CONFLICTED_PROTOCOL,
+                        f"listeners {names} are all {ln.spec.protocol} on port {port}; "
+                        f"{ln.spec.protocol} listeners are distinct by port only",
+                    )
+                continue
             shown = hostname or "(any hostname)"
             for ln in same:
                 conflicts[id(ln)] = (

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from turnout.graph.tls import ClientValidation, ListenerCertificate
-from turnout.resources import Gateway, GatewayClass, GRPCRoute, HTTPRoute, ListenerSet
+from turnout.resources import (
+    Gateway,
+    GatewayClass,
+    GRPCRoute,
+    HTTPRoute,
+    ListenerSet,
+    TCPRoute,
+    TLSRoute,
+    UDPRoute,
+)
 from turnout.resources.gateway import Listener
 from turnout.resources.grpcroute import GRPCRouteRule
 from turnout.resources.httproute import HTTPRouteRule
@@ -45,7 +54,9 @@ class ListenerNode:
     attached_routes: int = 0
     # (route node, effective hostnames) of every Accepted route attached here.
     routes: list[tuple[RouteNode, list[str]]] = field(default_factory=list)
-    # HTTPS listeners: the certificateRefs that resolved to usable key pairs.
+    # TCPRoutes, TLSRoutes and UDPRoutes attached here (same rules as ``routes``).
+    l4_routes: list[tuple[L4RouteNode, list[str]]] = field(default_factory=list)
+    # HTTPS and TLS Terminate listeners: the certificateRefs that resolved to key pairs.
     certificates: list[ListenerCertificate] = field(default_factory=list)
     # HTTPS listeners with spec.tls.frontend validation: what clients must present.
     client_validation: ClientValidation | None = None
@@ -206,6 +217,42 @@ class RouteNode(_NamespacedNode):
         return self.obj.kind
 
 
+L4Route = TCPRoute | TLSRoute | UDPRoute
+
+
+@dataclass(eq=False)
+class L4RouteNode:
+    """A TCPRoute, TLSRoute or UDPRoute: one rule of weighted backends, no matching."""
+
+    obj: L4Route
+    # The backendRefs of its rule (the only one turnout serves).
+    backends: list[ResolvedBackend] = field(default_factory=list)
+    common_conditions: list[Condition] = field(default_factory=list)
+    invalid: Condition | None = None
+    parents: list[ParentStatus] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.obj.kind
+
+    @property
+    def namespace(self) -> str:
+        return self.obj.namespace
+
+    @property
+    def name(self) -> str:
+        return self.obj.metadata.name
+
+    @property
+    def key(self) -> Key:
+        return self.obj.key
+
+    @property
+    def age_key(self) -> tuple[str, str, str]:
+        """Conflict order between routes of a listener: oldest, then ``{namespace}/{name}``."""
+        return (self.obj.metadata.creation_timestamp or "", self.namespace, self.name)
+
+
 @dataclass
 class Graph:
     controller_name: str
@@ -221,3 +268,5 @@ class Graph:
     backend_tls_policies: dict[Key, BackendTLSPolicyNode] = field(default_factory=dict)
     # cluster name -> TLS to originate (a BackendTLSPolicy targets its Service port)
     cluster_tls: dict[str, UpstreamTLSSettings] = field(default_factory=dict)
+    # (kind, namespace, name) -> TCPRoute, TLSRoute and UDPRoute nodes
+    l4_routes: dict[tuple[str, str, str], L4RouteNode] = field(default_factory=dict)

@@ -32,7 +32,7 @@ from turnout.graph import hostnames
 from turnout.graph.backendtls import UpstreamTLSSettings
 from turnout.graph.model import GatewayNode, Graph, ListenerNode, ResolvedRule, RouteNode
 from turnout.graph.routes import parse_retry
-from turnout.ir import grpcroute
+from turnout.ir import grpcroute, l4
 from turnout.ir import model as ir
 from turnout.ir.reuse import BuildCache, KeyedRule, RouteRules, SortKey
 from turnout.resources.grpcroute import (
@@ -114,6 +114,8 @@ def _gateway(gateway: GatewayNode, port_offset: int, memo: BuildCache) -> ir.Gat
     assert gateway.address is not None
     listeners = tuple(
         _listener(listener, gateway.address, port_offset, memo)
+        if listener.spec.protocol in ("HTTP", "HTTPS")
+        else l4.listener(listener, gateway.address, port_offset)  # TLS, TCP, UDP
         for listener in gateway.all_listeners  # with those of attached ListenerSets
         if listener.servable
     )

@@ -12,6 +12,8 @@ Shape::
         listeners[]: Listener (name "ns/gw/listener", address, port, protocol, hostname)
           virtual_hosts[]: VirtualHost (hostname: exact, "*.suffix" or "*")
             routes[]: HTTPRouteRule, already sorted by Gateway API precedence
+        (TLS) sni_routes[]: SNIRoute (SNI hostname -> L4Route: weighted backends)
+        (TCP, UDP) l4_route: L4Route
       clusters{name: Cluster}: endpoints of one Service port, shared by every route
 
 Hostname semantics are resolved by the control plane: every VirtualHost of a listener
@@ -241,6 +243,32 @@ class VirtualHost(msgspec.Struct, frozen=True, omit_defaults=True):
 ListenerProtocol = Literal["HTTP", "HTTPS", "TLS", "TCP", "UDP"]
 
 
+# --- L4: TCPRoute, TLSRoute, UDPRoute ----------------------------------------------------
+
+
+class L4Backend(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One backendRef of an L4 route. ``cluster`` None: the backendRef is invalid, and
+    this share of connections (datagrams) is rejected (dropped), as TCPRouteRule
+    .BackendRefs says; a cluster without endpoints is rejected the same way."""
+
+    weight: int
+    cluster: str | None = None
+
+
+class L4Route(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The weighted backends of the route that serves a TCP/UDP listener or an SNI name."""
+
+    name: str  # "tcproute/<ns>/<name>", "tlsroute/<ns>/<name>", "udproute/<ns>/<name>"
+    backends: tuple[L4Backend, ...]
+
+
+class SNIRoute(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A TLS listener's route for one SNI name: exact, "*.suffix" or "*" (any, or none)."""
+
+    hostname: str
+    route: L4Route
+
+
 class TLSCertificate(msgspec.Struct, frozen=True, omit_defaults=True):
     """One key pair an HTTPS listener presents. ``to_json`` redacts ``private_key``."""
 
@@ -279,7 +307,14 @@ class Listener(msgspec.Struct, frozen=True, omit_defaults=True):
     protocol: ListenerProtocol
     hostname: str | None = None
     virtual_hosts: tuple[VirtualHost, ...] = ()
-    tls: ListenerTLS | None = None  # set for HTTPS listeners
+    tls: ListenerTLS | None = None  # set for HTTPS and TLS Terminate listeners
+    # TLS listeners: "Passthrough" splices the stream as it is; "Terminate" decrypts it.
+    tls_mode: Literal["Passthrough", "Terminate"] | None = None
+    # TLS listeners: one route per SNI name, most specific first (exact, longer
+    # wildcards, "*"); a stream whose SNI matches none is rejected.
+    sni_routes: tuple[SNIRoute, ...] = ()
+    # TCP and UDP listeners: the route that receives every stream (datagram), if any.
+    l4_route: L4Route | None = None
 
 
 class Gateway(msgspec.Struct, frozen=True, omit_defaults=True):

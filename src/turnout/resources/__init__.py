@@ -6,8 +6,8 @@ Snapshot -> graph -> (status, IR) -> data plane. A source hands every document t
 errors. The graph only ever sees valid models.
 
 Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, references),
-``gateway``, ``httproute``, ``grpcroute``, ``listenerset``, ``referencegrant``, ``backendtlspolicy``,
-``core`` (models per kind), ``parse``
+``gateway``, ``httproute``, ``grpcroute``, ``tcproute``, ``tlsroute``, ``udproute``,
+``listenerset``, ``referencegrant``, ``backendtlspolicy``, ``core`` (models per kind), ``parse``
 (``parse_object``), ``validation`` (CEL rules).
 """
 
@@ -111,6 +111,9 @@ from turnout.resources.referencegrant import (
     ReferenceGrantSpec,
     ReferenceGrantTo,
 )
+from turnout.resources.tcproute import L4RouteRule, TCPRoute, TCPRouteSpec
+from turnout.resources.tlsroute import TLSRoute, TLSRouteSpec
+from turnout.resources.udproute import UDPRoute, UDPRouteSpec
 
 __all__ = [
     "CLUSTER_SCOPED_KINDS",
@@ -162,6 +165,7 @@ __all__ = [
     "HTTPRouteSpec",
     "HTTPRouteTimeouts",
     "HTTPURLRewriteFilter",
+    "L4RouteRule",
     "LabelSelector",
     "LabelSelectorRequirement",
     "Listener",
@@ -193,6 +197,12 @@ __all__ = [
     "ServicePort",
     "ServiceSpec",
     "SubjectAltName",
+    "TCPRoute",
+    "TCPRouteSpec",
+    "TLSRoute",
+    "TLSRouteSpec",
+    "UDPRoute",
+    "UDPRouteSpec",
     "parse_object",
     "to_dict",
 ]

@@ -25,6 +25,9 @@ from turnout.resources.httproute import HTTPRoute
 from turnout.resources.listenerset import ListenerSet
 from turnout.resources.meta import GATEWAY_GROUP, check_object_name
 from turnout.resources.referencegrant import ReferenceGrant
+from turnout.resources.tcproute import TCPRoute
+from turnout.resources.tlsroute import TLSRoute
+from turnout.resources.udproute import UDPRoute
 
 Resource = (
     GatewayClass
@@ -32,6 +35,9 @@ Resource = (
     | HTTPRoute
     | GRPCRoute
     | ListenerSet
+    | TCPRoute
+    | TLSRoute
+    | UDPRoute
     | ReferenceGrant
     | Namespace
     | Service
@@ -48,6 +54,9 @@ ResourceType = (
     | type[HTTPRoute]
     | type[GRPCRoute]
     | type[ListenerSet]
+    | type[TCPRoute]
+    | type[TLSRoute]
+    | type[UDPRoute]
     | type[ReferenceGrant]
     | type[Namespace]
     | type[Service]
@@ -58,6 +67,7 @@ ResourceType = (
 )
 
 _GATEWAY_VERSIONS = frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1beta1"})
+_L4_VERSIONS = frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha2"})
 
 KINDS: Mapping[str, tuple[ResourceType, frozenset[str]]] = {
     "GatewayClass": (GatewayClass, _GATEWAY_VERSIONS),
@@ -67,6 +77,11 @@ KINDS: Mapping[str, tuple[ResourceType, frozenset[str]]] = {
     "GRPCRoute": (GRPCRoute, frozenset({f"{GATEWAY_GROUP}/v1", f"{GATEWAY_GROUP}/v1alpha2"})),
     # Standard channel since v1.5; x-k8s.io was the experimental group (XListenerSet).
     "ListenerSet": (ListenerSet, frozenset({f"{GATEWAY_GROUP}/v1"})),
+    # The experimental channel still serves the deprecated alpha versions (the standard
+    # channel serves only v1); their schema differences are checked in validation.
+    "TCPRoute": (TCPRoute, _L4_VERSIONS),
+    "UDPRoute": (UDPRoute, _L4_VERSIONS),
+    "TLSRoute": (TLSRoute, _L4_VERSIONS | {f"{GATEWAY_GROUP}/v1alpha3"}),
     "ReferenceGrant": (ReferenceGrant, _GATEWAY_VERSIONS | {f"{GATEWAY_GROUP}/v1alpha2"}),
     # v1alpha3 is the deprecated version served next to v1 with the same schema.
     "BackendTLSPolicy": (

@@ -34,6 +34,9 @@ from turnout.resources.httproute import (
 from turnout.resources.listenerset import ListenerSet
 from turnout.resources.meta import BackendObjectReference, LabelSelector, ParentReference
 from turnout.resources.parse import FieldError, Resource
+from turnout.resources.tcproute import L4_API_VERSIONS_V1, L4RouteRule, TCPRoute
+from turnout.resources.tlsroute import TLSRoute
+from turnout.resources.udproute import UDPRoute
 
 Errors = Iterator[FieldError]
 
@@ -50,6 +53,8 @@ def validate_resource(obj: Resource) -> list[FieldError]:
         return list(_backend_tls_policy(obj))
     if isinstance(obj, ListenerSet):
         return list(_listeners(obj.spec.listeners))
+    if isinstance(obj, TCPRoute | TLSRoute | UDPRoute):
+        return list(_l4_route(obj))
     if isinstance(obj, Service):
         return list(_service(obj))
     if isinstance(obj, Secret):
@@ -282,6 +287,33 @@ def _path_match(match: HTTPPathMatch, path: str) -> Errors:
             "must only contain valid path characters (letters, digits, "
             "-/._~!$&'()*+,;=:@ and %-escapes)",
         )
+
+
+# --- TCPRoute, TLSRoute, UDPRoute -----------------------------------------------------
+
+
+def _l4_route(route: TCPRoute | TLSRoute | UDPRoute) -> Errors:
+    """CEL and version-dependent schema rules of the L4 route kinds.
+
+    apis/v1 (and TLSRoute v1alpha3, an alias of it): ``rules`` has exactly one item and
+    TLSRoute ``hostnames`` at least one; the deprecated v1alpha2 allows 16 rules with
+    unique names and no hostnames.
+    """
+    yield from _parent_refs(route.spec.parent_refs)
+    rules: Sequence[L4RouteRule] = route.spec.rules
+    is_v1 = route.api_version in L4_API_VERSIONS_V1
+    if is_v1 and len(rules) > 1:
+        yield FieldError("spec.rules", f"must have at most 1 item in {route.api_version}")
+    if is_v1 and isinstance(route, TLSRoute) and not route.spec.hostnames:
+        yield FieldError("spec.hostnames", f"required (at least 1 item) in {route.api_version}")
+    names: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name is not None:
+            if rule.name in names:
+                yield FieldError(f"spec.rules[{i}].name", f"duplicate rule name {rule.name!r}")
+            names.add(rule.name)
+        for j, ref in enumerate(rule.backend_refs):
+            yield from _backend_port(ref, f"spec.rules[{i}].backendRefs[{j}]")
 
 
 # --- filters --------------------------------------------------------------------------

@@ -50,6 +50,9 @@ from turnout.resources import (
     Resource,
     Secret,
     Service,
+    TCPRoute,
+    TLSRoute,
+    UDPRoute,
     parse_object,
 )
 from turnout.sources.snapshot import Snapshot
@@ -507,6 +510,12 @@ def _snapshot(objects: Iterable[Resource]) -> Snapshot:
             snap.grpc_routes[obj.key] = obj
         elif isinstance(obj, ListenerSet):
             snap.listener_sets[obj.key] = obj
+        elif isinstance(obj, TCPRoute):
+            snap.tcp_routes[obj.key] = obj
+        elif isinstance(obj, TLSRoute):
+            snap.tls_routes[obj.key] = obj
+        elif isinstance(obj, UDPRoute):
+            snap.udp_routes[obj.key] = obj
         elif isinstance(obj, ReferenceGrant):
             snap.reference_grants[obj.key] = obj
         elif isinstance(obj, Service):

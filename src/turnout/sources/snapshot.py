@@ -24,6 +24,9 @@ from turnout.resources import (
     ReferenceGrant,
     Secret,
     Service,
+    TCPRoute,
+    TLSRoute,
+    UDPRoute,
 )
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -42,6 +45,9 @@ class Snapshot:
     http_routes: dict[NamespacedKey, HTTPRoute] = field(default_factory=dict)
     grpc_routes: dict[NamespacedKey, GRPCRoute] = field(default_factory=dict)
     listener_sets: dict[NamespacedKey, ListenerSet] = field(default_factory=dict)
+    tcp_routes: dict[NamespacedKey, TCPRoute] = field(default_factory=dict)
+    tls_routes: dict[NamespacedKey, TLSRoute] = field(default_factory=dict)
+    udp_routes: dict[NamespacedKey, UDPRoute] = field(default_factory=dict)
     reference_grants: dict[NamespacedKey, ReferenceGrant] = field(default_factory=dict)
     services: dict[NamespacedKey, Service] = field(default_factory=dict)
     endpoint_slices: dict[NamespacedKey, EndpointSlice] = field(default_factory=dict)

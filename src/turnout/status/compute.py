@@ -1,10 +1,10 @@
 """Status as a controller would write it: the graph's verdicts plus data-plane feedback.
 
 `compute` returns Kubernetes-shaped objects (apiVersion, kind, metadata, spec, status)
-for every GatewayClass, Gateway, HTTPRoute, GRPCRoute and BackendTLSPolicy in the
-Snapshot. Objects that are not ours keep the status they came with; on routes (parents)
-and policies (ancestors), entries written by other controllers are kept and only ours
-are replaced.
+for every GatewayClass, Gateway, route (HTTP, gRPC, TCP, TLS, UDP) and BackendTLSPolicy in
+the Snapshot. Objects that are not ours keep the status they came with; on routes
+(parents) and policies (ancestors), entries written by other controllers are kept and
+only ours are replaced.
 
 Times: `lastTransitionTime` is kept from the previous status when a condition's
 status did not change (the `StatusClock` remembers), so repeated rebuilds do not
@@ -22,6 +22,7 @@ from turnout.graph.backendtls import BackendTLSPolicyNode
 from turnout.graph.model import (
     GatewayNode,
     Graph,
+    L4RouteNode,
     ListenerNode,
     ListenerSetNode,
     ParentStatus,
@@ -76,7 +77,8 @@ def compute(
     input_status: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
     cache: RouteStatusCache | None = None,
 ) -> list[dict[str, Any]]:
-    """Every GatewayClass, Gateway, HTTPRoute, GRPCRoute and BackendTLSPolicy, with status.
+    """Every GatewayClass, Gateway, route (HTTP, gRPC, TCP, TLS, UDP) and BackendTLSPolicy,
+    with status.
 
     `input_status` is the status each object came with, by (kind, namespace, name)
     (namespace "" for cluster-scoped kinds): kept for objects that are not ours and for
@@ -144,11 +146,34 @@ def compute(
                 graph.controller_name, policy_node, item.get("status"), clock
             )
         items.append(item)
+    items.extend(_l4_route_items(snapshot, graph, clock, given))
+    return items
+
+
+def _l4_route_items(
+    snapshot: Snapshot,
+    graph: Graph,
+    clock: StatusClock,
+    given: Mapping[tuple[str, str, str], Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """TCPRoutes, TLSRoutes and UDPRoutes, with status written like HTTPRoutes'."""
+    items: list[dict[str, Any]] = []
+    for routes in (snapshot.tcp_routes, snapshot.tls_routes, snapshot.udp_routes):
+        for key, route in sorted(routes.items()):
+            kind = type(route).__name__
+            item = _as_written(route, given.get((kind, *key)))
+            node = graph.l4_routes.get((kind, *key))
+            if node is not None and node.parents:
+                item["status"] = _route_status(graph.controller_name, item, node, clock)
+            items.append(item)
     return items
 
 
 def _route_status(
-    controller_name: str, item: Mapping[str, Any], node: RouteNode, clock: StatusClock
+    controller_name: str,
+    item: Mapping[str, Any],
+    node: RouteNode | L4RouteNode,
+    clock: StatusClock,
 ) -> dict[str, Any]:
     """status.parents: other controllers' entries as they were, then ours."""
     others = [
