@@ -45,8 +45,16 @@ class _RecordingResolver(BackendResolver):
         self.calls: list[tuple[Call, Answer]] = []
 
     def resolve(
-        self, target: BackendTarget, *, field: str, from_kind: str, from_namespace: str
+        self,
+        target: BackendTarget,
+        *,
+        field: str,
+        from_kind: str,
+        from_namespace: str,
+        check_app_protocol: bool = True,
     ) -> Answer:
+        # HTTPRoutes and GRPCRoutes (the only users of the memo) always check it.
+        assert check_app_protocol
         answer = self._inner.resolve(
             target, field=field, from_kind=from_kind, from_namespace=from_namespace
         )
