@@ -1,4 +1,4 @@
-"""watch_paths yields batches of changed manifests and ignores dotfiles."""
+"""watch_paths yields batches of changed manifests and ignores dotfiles and other files."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from turnout.sources import watch_paths
 async def test_reports_changes_and_ignores_dotfiles(tmp_path: Path) -> None:
     manifest = tmp_path / "route.yaml"
     dotfile = tmp_path / ".route.yaml.swp"
+    log = tmp_path / "turnout.log"  # not a manifest: a process logging here must not reload
     stop = asyncio.Event()
     batches: list[set[Path]] = []
 
@@ -26,6 +27,7 @@ async def test_reports_changes_and_ignores_dotfiles(tmp_path: Path) -> None:
         n = 0
         while True:
             dotfile.write_text(f"{n}")
+            log.write_text(f"line {n}\n")
             manifest.write_text(f"n: {n}\n")
             n += 1
             await asyncio.sleep(0.1)
@@ -40,7 +42,7 @@ async def test_reports_changes_and_ignores_dotfiles(tmp_path: Path) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await toucher
     assert batches
-    assert all(p.name != dotfile.name for batch in batches for p in batch)
+    assert all(p.name not in (dotfile.name, log.name) for batch in batches for p in batch)
     assert any(p.resolve() == manifest.resolve() for p in batches[-1])
 
 

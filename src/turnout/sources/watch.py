@@ -13,6 +13,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
+from turnout.sources.files import MANIFEST_SUFFIXES
+
 # Editor droppings that are never manifests.
 _IGNORED_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", "~")
 
@@ -30,6 +32,19 @@ def _is_hidden(path: Path, roots: Iterable[Path]) -> bool:
     return path.name.startswith(".")
 
 
+def _may_hold_manifests(path: Path) -> bool:
+    """Could a change here change what the loader reads?
+
+    Only manifest files (by suffix, as the loader picks them) and directories. A log
+    file or an editor's scratch file in the watched directory must not cause a reload:
+    a process that logs into the directory it watches would otherwise reload forever.
+    A path that is gone and has no suffix may have been a directory.
+    """
+    if path.suffix in MANIFEST_SUFFIXES or path.is_dir():
+        return True
+    return not path.exists() and path.suffix == ""
+
+
 async def watch_paths(
     paths: Iterable[str | Path],
     *,
@@ -37,7 +52,8 @@ async def watch_paths(
     quiet_ms: int = 10,
     stop_event: asyncio.Event | None = None,
 ) -> AsyncIterator[set[Path]]:
-    """Yield the set of changed paths after each burst of changes (dotfiles ignored).
+    """Yield the set of changed paths after each burst of changes (dotfiles and files
+    that are not manifests ignored).
 
     A burst ends when no change arrived for ``quiet_ms``, or ``debounce_ms`` after its
     first change. The quiet period is what a lone change waits before it is reloaded,
@@ -63,7 +79,7 @@ async def watch_paths(
             return True
         if not any(path == d or d in path.parents for d in dirs):
             return False
-        return not _is_hidden(path, dirs)
+        return not _is_hidden(path, dirs) and _may_hold_manifests(path)
 
     async for changes in awatch(
         *watch_roots,
