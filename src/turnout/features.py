@@ -195,6 +195,7 @@ FEATURE_TESTS: dict[str, tuple[str, ...]] = {
         f"{_TCP}::test_nonexistent_backend_rejects_connections",
         f"{_TCP}::test_cross_namespace_backend_needs_reference_grant",
         f"{_TCP}::test_reload_keeps_established_connections",
+        "tests/dataplane/test_l4.py",
         _GOLDEN,
     ),
     "TLSRoute": (
