@@ -11,7 +11,7 @@ merged (rule filters, then backendRef filters) and turned into byte-level operat
 Per request the data plane does::
 
     vhost = socket_table.lookup(host_header)      # one dict hit in the steady state
-    rule = vhost.select(path, method, headers, query)   # one dict hit when cacheable
+    rule = vhost.select(path, view)               # one dict hit (+ the candidates' conditions)
     target = rule.forward.choose()               # weighted choice
 
 A ``RouteTable`` is immutable once built; swapping configurations means building a new one
