@@ -112,3 +112,11 @@ def test_alias_expansion_is_bounded(tmp_path: Path) -> None:
 def test_deeply_nested_document_is_an_error(tmp_path: Path) -> None:
     (error,) = _errors_of(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
     assert "nest" in error  # libyaml stops at its own depth limit (1000) first
+
+
+def test_impossible_yaml_timestamp_is_an_error(tmp_path: Path) -> None:
+    # Found by fuzz/manifest.py: PyYAML raised ValueError out of load().
+    (error,) = _errors_of(tmp_path, "metadata: {creationTimestamp: 2026-01-00T00:00:00Z}\n")
+    assert "bomb.yaml" in error and "day is out of range" in error
+    (error,) = _errors_of(tmp_path, "a: 2026-13-01\n")
+    assert "month must be in 1..12" in error

@@ -217,6 +217,10 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
         return [], LoadError(name, f"invalid YAML: {problem}", line=line)
     except RecursionError:
         return [], LoadError(name, "document is nested too deeply")
+    except (ValueError, OverflowError) as exc:
+        # PyYAML builds timestamps with datetime(), which raises ValueError for a date
+        # like 2026-01-00 instead of a YAMLError (found by fuzz/manifest.py).
+        return [], LoadError(name, f"invalid YAML: {exc}")
     try:
         bodies = _to_json_data(bodies, [MAX_VALUES_PER_FILE])
     except _TooManyValues:
