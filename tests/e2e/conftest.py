@@ -116,7 +116,10 @@ class Turnout:
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(f"turnout exited:\n{self.log.read_text()}")
-            return self.get("/readyz").status == 200
+            # The body too: the admin port was free when picked, but until turnout binds
+            # it another process (a backend of a parallel run) may take it and answer.
+            resp = self.get("/readyz")
+            return resp.status == 200 and resp.body.strip() == b"ready"
 
         wait_for(ready, timeout, "turnout to become ready")
 
