@@ -395,6 +395,20 @@ def _attach(
                     "matches a listener hostname"
                 )
             )
+        elif not gateway.accepted:
+            # A Gateway that is not Accepted is "not valid enough to produce configuration"
+            # (GatewayConditionAccepted), so nothing of the route is served through it:
+            # report that rather than Accepted=True. The spec lists no reason for this
+            # case; NoMatchingParent ("no matching Parents") is the closest it names.
+            status.conditions.append(
+                c.route_no_matching_parent(
+                    f"Gateway {gateway.namespace}/{gateway.name} is not accepted "
+                    f"({_gateway_reason(gateway)}): it serves no routes"
+                )
+            )
+            # Still counted in attachedRoutes: attachment rests "solely on" allowedRoutes
+            # and parentRefs (ListenerStatus.AttachedRoutes); nothing is programmed.
+            status.listeners = attached
         elif node.invalid is not None:
             status.conditions.append(node.invalid)
         else:
@@ -402,6 +416,10 @@ def _attach(
             status.listeners = attached
     status.conditions.extend(node.common_conditions)
     return status
+
+
+def _gateway_reason(gateway: GatewayNode) -> str:
+    return next((cond.reason for cond in gateway.conditions if cond.type == c.ACCEPTED), "?")
 
 
 def _selected(parent_ref: ParentReference) -> str:
