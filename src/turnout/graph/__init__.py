@@ -56,7 +56,7 @@ def build(
         tls_index, [*http_routes.values(), *grpc_routes.values()], resolver.cluster_ports
     )
     # TCPRoutes, TLSRoutes, UDPRoutes: the same attachment rules, no matching.
-    l4_routes = build_l4_routes(snapshot, gateways, resolver)
+    l4_routes = build_l4_routes(snapshot, gateways, listener_sets, resolver)
     return Graph(
         controller_name=controller_name,
         gateway_classes=classes,

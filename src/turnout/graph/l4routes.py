@@ -4,7 +4,8 @@ Part of the graph (Snapshot -> **graph** -> status, IR). These kinds have no mat
 a route forwards every stream (TCP), every TLS stream whose SNI it names (TLS) or every
 datagram (UDP) of the listeners it attaches to, to one rule of weighted backendRefs.
 
-Attachment follows the same rules as HTTPRoute (GEP-957): ``sectionName``/``port``
+Attachment follows the same rules as HTTPRoute (GEP-957; parents are Gateways or
+ListenerSets, GEP-1713, whose listeners a Gateway parentRef never covers): ``sectionName``/``port``
 select listeners (none: NoMatchingParent); of those, listeners whose supportedKinds
 hold the route's kind and whose allowedRoutes admit its namespace (none:
 NotAllowedByListeners, which conformance expects for a TCPRoute on a non-TCP listener
@@ -30,6 +31,7 @@ from turnout.graph.model import (
     L4Route,
     L4RouteNode,
     ListenerNode,
+    ListenerSetNode,
     ParentStatus,
     ResolvedBackend,
 )
@@ -50,7 +52,10 @@ _RESOLVED_REFS_PRIORITY = (
 
 
 def build_l4_routes(
-    snapshot: Snapshot, gateways: Mapping[Key, GatewayNode], resolver: BackendResolver
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
+    resolver: BackendResolver,
 ) -> dict[L4Key, L4RouteNode]:
     nodes: dict[L4Key, L4RouteNode] = {}
     kinds: list[tuple[str, Mapping[Key, L4Route]]] = [
@@ -63,11 +68,16 @@ def build_l4_routes(
             node = L4RouteNode(route)
             _resolve_backends(node, resolver)
             for parent_ref in route.spec.parent_refs:
-                if parent_ref.group != GATEWAY_GROUP or parent_ref.kind != "Gateway":
-                    continue  # other parent kinds are not served
-                gateway = gateways.get((parent_ref.namespace or route.namespace, parent_ref.name))
-                if gateway is not None:
-                    node.parents.append(_attach(node, parent_ref, gateway, snapshot))
+                if parent_ref.group != GATEWAY_GROUP:
+                    continue  # Services (mesh) and other parent kinds are not served
+                parent_key = (parent_ref.namespace or route.namespace, parent_ref.name)
+                parent: GatewayNode | ListenerSetNode | None = None
+                if parent_ref.kind == "Gateway":
+                    parent = gateways.get(parent_key)
+                elif parent_ref.kind == "ListenerSet":
+                    parent = listener_sets.get(parent_key)
+                if parent is not None:
+                    node.parents.append(_attach(node, parent_ref, parent, snapshot))
             nodes[(kind, *key)] = node
     _count_attached(nodes)
     return nodes
@@ -112,19 +122,37 @@ def _resolved_refs_condition(unresolved: list[Condition]) -> Condition:
 
 
 def _attach(
-    node: L4RouteNode, parent_ref: ParentReference, gateway: GatewayNode, snapshot: Snapshot
+    node: L4RouteNode,
+    parent_ref: ParentReference,
+    parent: GatewayNode | ListenerSetNode,
+    snapshot: Snapshot,
 ) -> ParentStatus:
     route = node.obj
-    status = ParentStatus(parent_ref, gateway, [])
-    candidates = gateway.listeners
+    if isinstance(parent, ListenerSetNode):
+        gateway = parent.gateway
+        status = ParentStatus(parent_ref, gateway, [], listener_set=parent)
+    else:
+        gateway = parent
+        status = ParentStatus(parent_ref, gateway, [])
+    # A Gateway parentRef covers the Gateway's own listeners, never a ListenerSet's.
+    candidates = parent.listeners
     if parent_ref.section_name is not None:
         candidates = [ln for ln in candidates if ln.name == parent_ref.section_name]
     if parent_ref.port is not None:
         candidates = [ln for ln in candidates if ln.spec.port == parent_ref.port]
     allowed = [ln for ln in candidates if _allows(ln, route, snapshot)]
     attached = [(ln, hosts) for ln in allowed if (hosts := _hostnames(ln, route))]
-    if not candidates:
-        status.conditions.append(c.route_no_matching_parent(_no_parent_message(parent_ref)))
+    if isinstance(parent, ListenerSetNode) and not parent.accepted:
+        status.conditions.append(
+            c.route_no_matching_parent(
+                f"ListenerSet {parent.namespace}/{parent.name} is not attached to Gateway "
+                f"{gateway.namespace}/{gateway.name} (see its Accepted condition)"
+            )
+        )
+    elif not candidates:
+        status.conditions.append(
+            c.route_no_matching_parent(_no_parent_message(parent_ref, parent.obj.kind))
+        )
     elif not allowed:
         kind = (GATEWAY_GROUP, route.kind)
         if any(kind in ln.supported_kinds for ln in candidates):
@@ -134,7 +162,7 @@ def _attach(
             why = f"supports the {route.kind} kind (listener protocols: {protocols})"
         status.conditions.append(
             c.route_not_allowed_by_listeners(
-                f"no listener of Gateway {gateway.namespace}/{gateway.name} "
+                f"no listener of {parent.obj.kind} {parent.namespace}/{parent.name} "
                 f"{_selected(parent_ref)}{why}"
             )
         )
@@ -169,7 +197,7 @@ def _allows(listener: ListenerNode, route: L4Route, snapshot: Snapshot) -> bool:
     if namespaces.from_ == "All":
         return True
     if namespaces.from_ == "Same":
-        return route.namespace == listener.gateway.namespace
+        return route.namespace == listener.namespace  # the ListenerSet's, for its listeners
     selector = namespaces.selector
     if selector is None:
         return False
@@ -184,13 +212,13 @@ def _selected(parent_ref: ParentReference) -> str:
     return ""
 
 
-def _no_parent_message(parent_ref: ParentReference) -> str:
+def _no_parent_message(parent_ref: ParentReference, kind: str) -> str:
     wanted = []
     if parent_ref.section_name is not None:
         wanted.append(f"named {parent_ref.section_name}")
     if parent_ref.port is not None:
         wanted.append(f"on port {parent_ref.port}")
-    return f"Gateway {parent_ref.name} has no listener {' and '.join(wanted)}"
+    return f"{kind} {parent_ref.name} has no listener {' and '.join(wanted)}"
 
 
 def _count_attached(nodes: Mapping[L4Key, L4RouteNode]) -> None:
