@@ -17,10 +17,11 @@ with h11 too and answer each complete request. Then:
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 import h11
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from turnout import ir
@@ -120,10 +121,18 @@ def _read_upstream(backend: Backend) -> None:
         assert parser.trailing_data == (b"", False), "bytes after the forwarded request"
 
 
+# RFC 9112 section 3: recipients MAY parse the request-line on whitespace-delimited word
+# boundaries instead of single SPs. llhttp does ("GET  /a  HTTP/1.1" is "GET /a"); h11
+# does not. Both readings frame the message the same way, so the reference is given the
+# request-lines with their SP runs collapsed. Only whole request-lines of the generated
+# methods match, which no header or body the generator writes can look like.
+_LENIENT_REQUEST_LINE = re.compile(rb"(?m)^(GET|POST|HEAD|OPTIONS) +(\S+) +(HTTP/1\.[01])(?=\r?\n)")
+
+
 def _strict_reading(data: bytes) -> list[Seen]:
     """The requests h11 reads from the client's bytes, up to its first error."""
     parser = h11.Connection(h11.SERVER, _H11_MAX)
-    parser.receive_data(data)
+    parser.receive_data(_LENIENT_REQUEST_LINE.sub(rb"\1 \2 \3", data))
     seen: list[Seen] = []
     try:
         while True:
@@ -242,6 +251,8 @@ async def _run(data: bytes, cuts: list[int]) -> tuple[FakeTransport, Backends]:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
+# Found by hypothesis: a request-line with two SPs (llhttp reads it word by word).
+@example((b"POST /teapo  HTTP/1.0\r\nContent-Length: 0\r\n\r\n", []))
 def test_forwarded_requests_are_what_a_strict_parser_reads(stream: tuple[bytes, list[int]]) -> None:
     data, cuts = stream
     transport, backends = asyncio.run(_run(data, cuts))
