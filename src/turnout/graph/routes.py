@@ -3,7 +3,8 @@
 One code path for every route kind; only the checks of kind-specific fields differ
 (`_unsupported_values` here for HTTPRoute, `turnout.graph.grpcroute` for GRPCRoute).
 
-Attachment follows GEP-957 and ParentReference: a parentRef selects listeners by
+Attachment (shared with the L4 kinds in `turnout.graph.attachment`) follows GEP-957 and
+ParentReference: a parentRef selects listeners by
 `sectionName` and `port` (none left: NoMatchingParent), keeps those whose allowedRoutes
 admit the route's kind and namespace (none: NotAllowedByListeners) and whose hostname
 intersects the route's hostnames (none: NoMatchingListenerHostname). Then, per listener,
@@ -13,21 +14,20 @@ older route keeps it and the other is not accepted there (`_reject_cross_kind`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from turnout.graph import grpcroute, hostnames
+from turnout.graph.attachment import attach, find_parent, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
-from turnout.graph.gateways import GATEWAY_GROUP
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import (
     GatewayNode,
     Key,
     ListenerNode,
     ListenerSetNode,
-    ParentStatus,
     ResolvedBackend,
     ResolvedRule,
     Route,
@@ -42,7 +42,6 @@ from turnout.resources.httproute import (
     HTTPRouteRule,
     SessionPersistence,
 )
-from turnout.resources.meta import ParentReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 from turnout.status.conditions import Condition
@@ -65,13 +64,6 @@ _BACKEND_FILTERS = {
     "RequestRedirect",
     "URLRewrite",
 }
-_RESOLVED_REFS_PRIORITY = (
-    c.ROUTE_RESOLVED_REFS_REF_NOT_PERMITTED,
-    c.ROUTE_RESOLVED_REFS_INVALID_KIND,
-    c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
-    c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
-    c.ROUTE_RESOLVED_REFS_INVALID_BACKEND_TLS_POLICY,
-)
 
 
 def build_routes(
@@ -84,13 +76,12 @@ def build_routes(
     """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners.
 
     ``memo`` (graph/memo.py) lets unchanged routes reuse their rule resolution."""
-    parents = _Parents(gateways, listener_sets)
     http = {
-        key: _route_node(route, snapshot, parents, resolver, memo)
+        key: _route_node(route, snapshot, gateways, listener_sets, resolver, memo)
         for key, route in sorted(snapshot.http_routes.items())
     }
     grpc = {
-        key: _route_node(route, snapshot, parents, resolver, memo)
+        key: _route_node(route, snapshot, gateways, listener_sets, resolver, memo)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
     every = [*http.values(), *grpc.values()]
@@ -100,18 +91,11 @@ def build_routes(
     return http, grpc
 
 
-@dataclass(frozen=True)
-class _Parents:
-    """The parents routes may name: our Gateways and the ListenerSets attached to them."""
-
-    gateways: Mapping[Key, GatewayNode]
-    listener_sets: Mapping[Key, ListenerSetNode]
-
-
 def _route_node(
     route: Route,
     snapshot: Snapshot,
-    parents: _Parents,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
     resolver: BackendResolver,
     memo: RuleMemo | None,
 ) -> RouteNode:
@@ -121,24 +105,21 @@ def _route_node(
     else:
         memo.resolve_rules(node, resolver, _resolve_rules)
     for parent_ref in route.spec.parent_refs:
-        parent = _parent(parent_ref, route, parents)
+        parent = find_parent(parent_ref, route.namespace, gateways, listener_sets)
         if parent is not None:
-            node.parents.append(_attach(node, parent_ref, parent, snapshot))
+            node.parents.append(
+                attach(
+                    route,
+                    parent_ref,
+                    parent,
+                    snapshot,
+                    hostnames_on=functools.partial(_hostnames_on, route),
+                    route_hostnames=route.spec.hostnames,
+                    invalid=node.invalid,
+                    common_conditions=node.common_conditions,
+                )
+            )
     return node
-
-
-def _parent(
-    parent_ref: ParentReference, route: Route, parents: _Parents
-) -> GatewayNode | ListenerSetNode | None:
-    """The Gateway or ListenerSet of ours that ``parent_ref`` names, if any."""
-    if parent_ref.group != GATEWAY_GROUP:
-        return None  # Services (mesh) and other parent kinds are not served yet
-    key = (parent_ref.namespace or route.namespace, parent_ref.name)
-    if parent_ref.kind == "Gateway":
-        return parents.gateways.get(key)
-    if parent_ref.kind == "ListenerSet":
-        return parents.listener_sets.get(key)
-    return None
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -200,7 +181,7 @@ def _resolve_rules(node: RouteNode, resolver: BackendResolver) -> None:
         node.common_conditions.append(
             c.route_partially_invalid("Dropped Rule(s): " + "; ".join(dropped))
         )
-    node.common_conditions.insert(0, _resolved_refs_condition(unresolved))
+    node.common_conditions.insert(0, resolved_refs_condition(unresolved))
 
 
 def _target(
@@ -232,14 +213,6 @@ def _mirrors(
             unresolved.append(error)
         clusters.append(cluster)
     return clusters
-
-
-def _resolved_refs_condition(unresolved: list[Condition]) -> Condition:
-    if not unresolved:
-        return c.route_resolved_refs()
-    reasons = {cond.reason for cond in unresolved}
-    reason = next(r for r in _RESOLVED_REFS_PRIORITY if r in reasons)
-    return c.route_unresolved_refs(reason, "; ".join(cond.message for cond in unresolved))
 
 
 def _unsupported_values(rule: HTTPRouteRule, field: str) -> list[str]:
@@ -340,117 +313,8 @@ def parse_retry(raw: Mapping[str, object], field: str) -> tuple[RetryPolicy | No
 # --- attachment ------------------------------------------------------------------------
 
 
-def _attach(
-    node: RouteNode,
-    parent_ref: ParentReference,
-    parent: GatewayNode | ListenerSetNode,
-    snapshot: Snapshot,
-) -> ParentStatus:
-    route = node.obj
-    if isinstance(parent, ListenerSetNode):
-        gateway = parent.gateway
-        status = ParentStatus(parent_ref, gateway, [], listener_set=parent)
-    else:
-        gateway = parent
-        status = ParentStatus(parent_ref, gateway, [])
-    # A Gateway parentRef covers the Gateway's own listeners, never a ListenerSet's.
-    candidates = parent.listeners
-    if parent_ref.section_name is not None:
-        candidates = [ln for ln in candidates if ln.name == parent_ref.section_name]
-    if parent_ref.port is not None:
-        candidates = [ln for ln in candidates if ln.spec.port == parent_ref.port]
-    if isinstance(parent, ListenerSetNode) and not parent.accepted:
-        status.conditions.append(
-            c.route_no_matching_parent(
-                f"ListenerSet {parent.namespace}/{parent.name} is not attached to Gateway "
-                f"{gateway.namespace}/{gateway.name} (see its Accepted condition)"
-            )
-        )
-    elif not candidates:
-        status.conditions.append(
-            c.route_no_matching_parent(_no_parent_message(parent_ref, parent.obj.kind))
-        )
-    else:
-        allowed = [ln for ln in candidates if _allows(ln, route, snapshot)]
-        attached = [
-            (ln, hosts)
-            for ln in allowed
-            if (hosts := hostnames.effective_hostnames(ln.spec.hostname, route.spec.hostnames))
-        ]
-        if not allowed:
-            if any((GATEWAY_GROUP, route.kind) in ln.supported_kinds for ln in candidates):
-                why = f"allows {route.kind}s from namespace {route.namespace}"
-            else:
-                why = f"supports the {route.kind} kind"
-            status.conditions.append(
-                c.route_not_allowed_by_listeners(
-                    f"no listener of {parent.obj.kind} {parent.namespace}/{parent.name} "
-                    f"{_selected(parent_ref)}{why}"
-                )
-            )
-        elif not attached:
-            status.conditions.append(
-                c.route_no_matching_listener_hostname(
-                    f"none of the route's hostnames ({', '.join(route.spec.hostnames)}) "
-                    "matches a listener hostname"
-                )
-            )
-        elif not gateway.accepted:
-            # A Gateway that is not Accepted is "not valid enough to produce configuration"
-            # (GatewayConditionAccepted), so nothing of the route is served through it:
-            # report that rather than Accepted=True. The spec lists no reason for this
-            # case; NoMatchingParent ("no matching Parents") is the closest it names.
-            status.conditions.append(
-                c.route_no_matching_parent(
-                    f"Gateway {gateway.namespace}/{gateway.name} is not accepted "
-                    f"({_gateway_reason(gateway)}): it serves no routes"
-                )
-            )
-            # Still counted in attachedRoutes: attachment rests "solely on" allowedRoutes
-            # and parentRefs (ListenerStatus.AttachedRoutes); nothing is programmed.
-            status.listeners = attached
-        elif node.invalid is not None:
-            status.conditions.append(node.invalid)
-        else:
-            status.conditions.append(c.route_accepted())
-            status.listeners = attached
-    status.conditions.extend(node.common_conditions)
-    return status
-
-
-def _gateway_reason(gateway: GatewayNode) -> str:
-    return next((cond.reason for cond in gateway.conditions if cond.type == c.ACCEPTED), "?")
-
-
-def _selected(parent_ref: ParentReference) -> str:
-    if parent_ref.section_name is not None:
-        return f"(listener {parent_ref.section_name}) "
-    if parent_ref.port is not None:
-        return f"(port {parent_ref.port}) "
-    return ""
-
-
-def _no_parent_message(parent_ref: ParentReference, kind: str) -> str:
-    wanted = []
-    if parent_ref.section_name is not None:
-        wanted.append(f"named {parent_ref.section_name}")
-    if parent_ref.port is not None:
-        wanted.append(f"on port {parent_ref.port}")
-    return f"{kind} {parent_ref.name} has no listener {' and '.join(wanted)}"
-
-
-def _allows(listener: ListenerNode, route: Route, snapshot: Snapshot) -> bool:
-    if (GATEWAY_GROUP, route.kind) not in listener.supported_kinds:
-        return False
-    namespaces = listener.spec.allowed_routes.namespaces
-    if namespaces.from_ == "All":
-        return True
-    if namespaces.from_ == "Same":
-        return route.namespace == listener.namespace
-    selector = namespaces.selector
-    if selector is None:
-        return False
-    return selector.matches(snapshot.namespace_labels(route.namespace))
+def _hostnames_on(route: Route, listener: ListenerNode) -> list[str]:
+    return hostnames.effective_hostnames(listener.spec.hostname, route.spec.hostnames)
 
 
 def _count_attached(nodes: Sequence[RouteNode]) -> None:
