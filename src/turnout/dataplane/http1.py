@@ -64,6 +64,7 @@ import httptools
 
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
+from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.messages import RequestHeaders
 from turnout.dataplane.mirror import MirrorExchange, drop_mirrors, feed_mirrors, finish_mirrors
@@ -683,7 +684,7 @@ def _start_mirrors(exchange: Exchange, target: Target, head: bytes) -> None:
         exchange.mirrors = started
 
 
-class Exchange:
+class Exchange(Forwarding):
     """One request and its response on a client connection (see the module docstring)."""
 
     __slots__ = (
@@ -753,26 +754,17 @@ class Exchange:
 
     # --- set up by route_request -------------------------------------------------------------
 
+    def _limits(self) -> Limits:
+        return self.client.limits
+
+    def _restart_response(self) -> None:
+        self.client_out.clear()
+
     def connection_header(self) -> bytes:
         return msg.connection_header(self.keep_alive, self.http10)
 
     def local_status(self, status: int) -> None:
         self.local = msg.local_response(status, self.connection_header())
-
-    def forward(self, pool: EndpointPool, head: bytes, target: Target, chunked: bool) -> None:
-        self.pool = pool
-        self.head = head
-        self.target = target
-        self.chunked = chunked
-        self.out.append(head)
-        self.out_size = len(head)
-        if target.policy is not None:
-            limits = self.client.limits
-            self.run = PolicyRun(self, target.policy, head, limits.retry_buffer_bytes)
-
-    @property
-    def forwarding(self) -> bool:
-        return self.pool is not None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -789,13 +781,6 @@ class Exchange:
                 self._acquire(self.pool)
             else:
                 self.pool.acquire(self)
-
-    def _acquire(self, pool: EndpointPool) -> None:
-        run = self.run
-        if run is not None:
-            run.waiting = True
-            run.attempt_started()
-        pool.acquire(self)
 
     def _finish(self) -> None:
         if self.mirrors is not None and not self.request_done:
@@ -900,24 +885,6 @@ class Exchange:
         # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
         # retry conformance tests accept 500 or 503 once connection retries run out.
         self._fail(503)
-
-    def _fail_over(self) -> bool:
-        """The connect failed, so nothing was sent: try once more on another endpoint.
-
-        Always safe, whatever the method (passive health checking, see
-        turnout.dataplane.health); the failed endpoint is ejected by now.
-        """
-        target = self.target
-        failed = self.pool
-        if self.failed_over or self.response_done or target is None or failed is None:
-            return False
-        other = None if target.cluster is None else target.cluster.pick(avoid=failed)
-        if other is None:
-            return False
-        self.failed_over = True
-        self.pool = other
-        self._acquire(other)
-        return True
 
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
         run = self.run
@@ -1066,23 +1033,6 @@ class Exchange:
             self._finish()
 
     # --- timeouts and retries (see turnout.dataplane.policy) ----------------------------------
-
-    def upstream_may_retry(self) -> bool:
-        return not self.response_started and not self.response_done
-
-    def retry(self, sent: list[bytes]) -> None:
-        """Send the request again, to an endpoint chosen afresh."""
-        target = self.target
-        pool = None if target is None or target.cluster is None else target.cluster.pick()
-        if self.response_done or pool is None:
-            self._fail(503)
-            return
-        self.pool = pool
-        self.out = sent
-        self.out_size = sum(len(data) for data in sent)
-        self.interim = False
-        self.client_out.clear()
-        self._acquire(pool)
 
     def request_timed_out(self) -> None:
         """timeouts.request passed: 504, or a cut-off response if one was started."""

@@ -61,7 +61,9 @@ import h2.settings
 from turnout.dataplane import h2base
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
+from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.h2base import Headers
+from turnout.dataplane.limits import Limits
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.upstream import (
     HIGH_WATER,
@@ -407,7 +409,7 @@ _UPGRADE_DROP = msg.HOP_BY_HOP | {b"http2-settings", b"host"}
 _LOCAL_DROP = msg.HOP_BY_HOP
 
 
-class H2Stream:
+class H2Stream(Forwarding):
     """One request/response exchange on an HTTP/2 connection.
 
     It offers what :func:`turnout.dataplane.http1.route_request` sets up on an exchange
@@ -497,6 +499,9 @@ class H2Stream:
 
     # --- routing (see route_request) -------------------------------------------------------
 
+    def _limits(self) -> Limits:
+        return self.client.limits
+
     def route(self, fields: Headers, *, end_stream: bool) -> None:
         from turnout.dataplane.http1 import route_request  # http1 hands connections to us
 
@@ -580,20 +585,6 @@ class H2Stream:
             response = msg.local_response(status, msg.CONN_KEEP)
             self.local = response
 
-    def forward(self, pool: EndpointPool, head: bytes, target: Target, chunked: bool) -> None:
-        self.pool = pool
-        self.head = head
-        self.target = target
-        self.chunked = chunked
-        self.out.append(head)
-        self.out_size = len(head)
-        if target.policy is not None:
-            self.run = PolicyRun(self, target.policy, head, self.client.limits.retry_buffer_bytes)
-
-    @property
-    def forwarding(self) -> bool:
-        return self.pool is not None
-
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -621,13 +612,6 @@ class H2Stream:
             self.pump()
         else:
             self._response_sent()
-
-    def _acquire(self, pool: EndpointPool) -> None:
-        run = self.run
-        if run is not None:
-            run.waiting = True
-            run.attempt_started()
-        pool.acquire(self)
 
     def abort(self) -> None:
         """The client reset the stream or went away: drop the upstream (state unknown)."""
@@ -777,20 +761,6 @@ class H2Stream:
         if self._fail_over():
             return
         self._fail(503)
-
-    def _fail_over(self) -> bool:
-        """The connect failed, so nothing was sent: once more on another endpoint (health)."""
-        target = self.target
-        failed = self.pool
-        if self.failed_over or self.response_done or target is None or failed is None:
-            return False
-        other = None if target.cluster is None else target.cluster.pick(avoid=failed)
-        if other is None:
-            return False
-        self.failed_over = True
-        self.pool = other
-        self._acquire(other)
-        return True
 
     def response_head(self, status: int, headers: Headers, keep: bool) -> bool:
         run = self.run
@@ -953,22 +923,6 @@ class H2Stream:
         client.flush()
 
     # --- timeouts and retries (see turnout.dataplane.policy) -------------------------------
-
-    def upstream_may_retry(self) -> bool:
-        return not self.response_started and not self.response_done
-
-    def retry(self, sent: list[bytes]) -> None:
-        """Send the request again, to an endpoint chosen afresh."""
-        target = self.target
-        pool = None if target is None or target.cluster is None else target.cluster.pick()
-        if self.response_done or pool is None:
-            self._fail(503)
-            return
-        self.pool = pool
-        self.out = sent
-        self.out_size = sum(len(data) for data in sent)
-        self.interim = False
-        self._acquire(pool)
 
     def request_timed_out(self) -> None:
         """timeouts.request passed: 504, or a reset stream if the response had started."""

@@ -1,0 +1,104 @@
+"""What an HTTP/1.1 exchange and an HTTP/2 stream do alike to reach a backend.
+
+Part of the data plane. ``http1.Exchange`` and ``http2.H2Stream`` speak different
+protocols to the client but forward, fail over and retry the same way: this mixin holds
+that once, so a change to failover or retries cannot reach one protocol and miss the
+other. It has no state of its own (``__slots__ = ()``); the classes using it declare the
+attributes named below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from turnout.dataplane.limits import Limits
+from turnout.dataplane.policy import PolicyRun
+from turnout.dataplane.router import Target
+from turnout.dataplane.upstream import EndpointPool
+
+
+class Forwarding:
+    """Forwarding, failover and retries of one request (see turnout.dataplane.policy)."""
+
+    if not TYPE_CHECKING:
+        # No __dict__ for the exchanges (hot path). Hidden from mypy, which would check
+        # the assignments below against these empty slots instead of the subclasses'.
+        __slots__ = ()
+
+    pool: EndpointPool | None
+    head: bytes
+    target: Target | None
+    chunked: bool
+    out: list[bytes]
+    out_size: int
+    run: PolicyRun | None
+    failed_over: bool
+    interim: bool
+    response_started: bool
+    response_done: bool
+
+    def _fail(self, status: int) -> None:
+        raise NotImplementedError
+
+    def _limits(self) -> Limits:
+        raise NotImplementedError
+
+    def _restart_response(self) -> None:
+        """Forget what a failed attempt left to send to the client (a retry starts over)."""
+
+    def forward(self, pool: EndpointPool, head: bytes, target: Target, chunked: bool) -> None:
+        self.pool = pool
+        self.head = head
+        self.target = target
+        self.chunked = chunked
+        self.out.append(head)
+        self.out_size = len(head)
+        if target.policy is not None:
+            limits = self._limits()
+            self.run = PolicyRun(self, target.policy, head, limits.retry_buffer_bytes)  # type: ignore[arg-type]
+
+    @property
+    def forwarding(self) -> bool:
+        return self.pool is not None
+
+    def _acquire(self, pool: EndpointPool) -> None:
+        run = self.run
+        if run is not None:
+            run.waiting = True
+            run.attempt_started()
+        pool.acquire(self)  # type: ignore[arg-type]
+
+    def _fail_over(self) -> bool:
+        """The connect failed, so nothing was sent: try once more on another endpoint.
+
+        Always safe, whatever the method (passive health checking, see
+        turnout.dataplane.health); the failed endpoint is ejected by now.
+        """
+        target = self.target
+        failed = self.pool
+        if self.failed_over or self.response_done or target is None or failed is None:
+            return False
+        other = None if target.cluster is None else target.cluster.pick(avoid=failed)
+        if other is None:
+            return False
+        self.failed_over = True
+        self.pool = other
+        self._acquire(other)
+        return True
+
+    def upstream_may_retry(self) -> bool:
+        return not self.response_started and not self.response_done
+
+    def retry(self, sent: list[bytes]) -> None:
+        """Send the request again, to an endpoint chosen afresh."""
+        target = self.target
+        pool = None if target is None or target.cluster is None else target.cluster.pick()
+        if self.response_done or pool is None:
+            self._fail(503)
+            return
+        self.pool = pool
+        self.out = sent
+        self.out_size = sum(len(data) for data in sent)
+        self.interim = False
+        self._restart_response()
+        self._acquire(pool)
