@@ -2,7 +2,8 @@
 
 Place in the pipeline: :mod:`turnout.dataplane.server` accepts connections and creates a
 :class:`ClientConnection` per socket with the :class:`SocketState` of its listening socket;
-requests are routed with :mod:`turnout.dataplane.router` tables and forwarded over
+requests are routed by :func:`turnout.dataplane.dispatch.route_request` (shared with
+HTTP/2) with :mod:`turnout.dataplane.router` tables and forwarded over
 :mod:`turnout.dataplane.upstream` connections. Byte-level heads come from
 :mod:`turnout.dataplane.messages`.
 
@@ -56,7 +57,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from typing import TYPE_CHECKING, Protocol, cast
 
@@ -64,12 +64,13 @@ import httptools
 
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
+from turnout.dataplane.dispatch import route_request
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.messages import RequestHeaders
 from turnout.dataplane.mirror import MirrorExchange, drop_mirrors, feed_mirrors, finish_mirrors
 from turnout.dataplane.policy import PolicyRun
-from turnout.dataplane.router import RequestView, SocketTable, Target, VirtualHostTable
+from turnout.dataplane.router import SocketTable, Target, VirtualHostTable
 from turnout.dataplane.tunnel import Tunnel
 from turnout.dataplane.upstream import (
     HIGH_WATER,
@@ -100,7 +101,6 @@ _TIMING_IDLE = 1  # keep-alive, nothing in flight: idle_timeout, then close
 _TIMING_BUSY = 2  # requests in flight: no deadline (route timeouts apply)
 
 _CONNECT = b"CONNECT"
-_HEAD = b"HEAD"
 _OPTIONS = b"OPTIONS"
 
 
@@ -513,89 +513,6 @@ class ClientConnection(asyncio.Protocol):
             error.start()
 
 
-def route_request(
-    exchange: Exchange,
-    method: bytes,
-    url: bytes,
-    request: msg.RequestHeaders,
-    client: ClientConnection,
-) -> None:
-    """Decide what ``exchange`` does: a local answer (404, redirect...) or forward upstream."""
-    exchange.head_request = method == _HEAD
-    exchange.has_body = request.content_length or request.chunked
-    if method == _CONNECT:
-        exchange.local_status(405)
-        return
-    if request.upgrade:
-        # Never kept alive: llhttp parses nothing after an upgrade request. A handshake
-        # (WebSocket...) without a body is passed on; the 101 turns the connection into a
-        # tunnel. Otherwise it is served as a plain request (h2c is HTTP/2's business,
-        # RFC 9113 3.1 drops it) and what follows is lost.
-        exchange.keep_alive = False
-        protocol = request.upgrade_protocol
-        if protocol is not None:
-            if exchange.has_body and _header(request.kept, b"content-length") != b"0":
-                # llhttp hands a body sent with Connection: upgrade to the upgraded
-                # protocol, unparsed: it cannot be forwarded as a body (nor dropped safely).
-                exchange.local_status(400)
-                return
-            exchange.has_body = False
-            if protocol.lower() != b"h2c":
-                exchange.upgrade = protocol
-    path, sep, query = url.partition(b"?")
-    vhost = client.lookup(request.host)
-    if vhost is None:
-        exchange.local_status(404)
-        return
-    view = RequestView(method, request.kept, query) if vhost.needs_view else None
-    rule = vhost.select(path, view)
-    if rule is None:
-        exchange.local_status(404)
-        return
-    sticky = rule.sticky
-    pinned: EndpointPool | None = None
-    if sticky is None:
-        target = rule.choose()
-    else:  # sessionPersistence: the session's backend and endpoint, or a new session
-        target, pinned, issued = sticky.route(rule, request.kept)
-        if issued is not None:
-            target = target.with_response_edit(issued)
-    cors = rule.cors
-    if cors is not None:
-        origin = _header(request.kept, b"origin")
-        if origin is not None:
-            request_method = _header(request.kept, b"access-control-request-method")
-            if method == _OPTIONS and request_method is not None:
-                # A preflight: answered here, never forwarded (GEP-1767).
-                allowed = cors.preflight(
-                    origin,
-                    request_method,
-                    _header(request.kept, b"access-control-request-headers"),
-                )
-                exchange.local = msg.headers_response(204, allowed, exchange.connection_header())
-                return
-            edit = cors.response_edit(origin)
-            if edit is not None and target.cluster is not None:
-                target = target.with_response_edit(edit)
-    if target.status is not None:
-        exchange.local_status(target.status)
-    elif target.redirect is not None:
-        location = target.redirect.location(request.host, path, query if sep else None)
-        exchange.local = msg.redirect_response(
-            target.redirect.status, location, exchange.connection_header()
-        )
-    else:
-        _forward(exchange, method, url, request, target, client, pinned)
-
-
-def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | None:
-    """A request header's value, repeated lines joined with ","."""
-    values = [value for name, _, value in headers if name == lname]
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else b",".join(values)
-
-
 def _request_target(url: bytes, method: bytes, request: msg.RequestHeaders) -> bytes:
     """A request target that is not a plain origin-form path, as origin-form; else 400.
 
@@ -625,63 +542,6 @@ def _request_target(url: bytes, method: bytes, request: msg.RequestHeaders) -> b
         raise _Reject(400)  # RFC 9110 4.2.4: userinfo in an http(s) URI is an error
     request.host = authority
     return target if target[:1] == b"/" else b"/" + target
-
-
-def _forward(
-    exchange: Exchange,
-    method: bytes,
-    url: bytes,
-    request: RequestHeaders,
-    target: Target,
-    client: ClientConnection,
-    pinned: EndpointPool | None = None,
-) -> None:
-    pool = pinned
-    if pool is None:
-        cluster = target.cluster
-        pool = None if cluster is None else cluster.pick()
-    if pool is None:
-        exchange.local_status(503)  # a cluster without ready endpoints
-        return
-    headers = request.kept
-    for edit in target.request_edits:
-        headers = edit.apply(headers)
-    host = request.host
-    if target.rewrite:  # else the request target is forwarded as received
-        path, sep, query = url.partition(b"?")
-        for rewrite in target.rewrite:
-            if rewrite.hostname is not None:
-                host = rewrite.hostname
-            if rewrite.path is not None:
-                path = rewrite.path.apply(path)
-        url = path + sep + query
-    forwarded = (
-        client.forwarded
-        if request.xff is None
-        else msg.forwarded_headers(client.client_ip, request.xff, client.scheme)
-    )
-    head = msg.request_head(
-        method, url, host, headers, forwarded, request.chunked, exchange.upgrade
-    )
-    exchange.forward(pool, head, target, request.chunked)
-    if target.mirrors:
-        _start_mirrors(exchange, target, head)
-
-
-def _start_mirrors(exchange: Exchange, target: Target, head: bytes) -> None:
-    """Copy the request to each mirror that fires; a body follows via Exchange.mirrors."""
-    started: list[MirrorExchange] = []
-    for mirror in target.mirrors:
-        if mirror.probability >= 1.0 or random.random() < mirror.probability:
-            mirror_pool = mirror.cluster.pick()
-            if mirror_pool is not None:
-                copy = MirrorExchange(
-                    head, complete=not exchange.has_body, head_request=exchange.head_request
-                )
-                copy.start(mirror_pool)
-                started.append(copy)
-    if started and exchange.has_body:
-        exchange.mirrors = started
 
 
 class Exchange(Forwarding):

@@ -61,6 +61,7 @@ import h2.settings
 from turnout.dataplane import h2base
 from turnout.dataplane import messages as msg
 from turnout.dataplane import watchdog as wd
+from turnout.dataplane.dispatch import route_request
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.h2base import Headers
 from turnout.dataplane.limits import Limits
@@ -503,8 +504,6 @@ class H2Stream(Forwarding):
         return self.client.limits
 
     def route(self, fields: Headers, *, end_stream: bool) -> None:
-        from turnout.dataplane.http1 import route_request  # http1 hands connections to us
-
         method = path = authority = b""
         raw: Headers = []
         cookies: list[bytes] = []
