@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from turnout.dataplane.limits import Limits
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import Target
-from turnout.dataplane.upstream import EndpointPool
+from turnout.dataplane.upstream import EndpointPool, UpstreamConnection
 
 
 class Forwarding:
@@ -26,6 +26,7 @@ class Forwarding:
         __slots__ = ()
 
     pool: EndpointPool | None
+    upstream: UpstreamConnection | None
     head: bytes
     target: Target | None
     chunked: bool
@@ -41,6 +42,10 @@ class Forwarding:
         raise NotImplementedError
 
     def _limits(self) -> Limits:
+        raise NotImplementedError
+
+    def _cut_response_short(self) -> None:
+        """End a response already started toward the client, after a backend timeout."""
         raise NotImplementedError
 
     def _restart_response(self) -> None:
@@ -102,3 +107,36 @@ class Forwarding:
         self.interim = False
         self._restart_response()
         self._acquire(pool)
+
+    def _drop_upstream(self) -> None:
+        """Close the upstream connection: mid-exchange its state is unknown, never pooled."""
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()
+
+    def _take_connection(self, conn: UpstreamConnection) -> bool:
+        """The pool handed over ``conn``: keep it, unless nobody wants it any more."""
+        run = self.run
+        if self.response_done or (run is not None and not run.waiting):
+            conn.release(True)  # the client left, or the attempt was given up, meanwhile
+            return False
+        if run is not None:
+            run.waiting = False
+        self.upstream = conn
+        return True
+
+    def backend_timed_out(self) -> None:
+        """timeouts.backendRequest passed for this attempt: retry it, or 504."""
+        run = self.run
+        if self.response_done or run is None:
+            return
+        if self.response_started:
+            self._cut_response_short()
+            return
+        self._drop_upstream()
+        run.waiting = False  # a connect still pending is given up
+        if run.can_retry():
+            run.schedule_retry()
+        else:
+            self._fail(504)

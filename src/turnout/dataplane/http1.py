@@ -620,6 +620,11 @@ class Exchange(Forwarding):
     def _restart_response(self) -> None:
         self.client_out.clear()
 
+    def _cut_response_short(self) -> None:
+        # HTTP/1.1 has no way to end a started response with an error: drop both sides.
+        self.abort()
+        self.client.abort()
+
     def connection_header(self) -> bytes:
         return msg.connection_header(self.keep_alive, self.http10)
 
@@ -660,10 +665,7 @@ class Exchange(Forwarding):
             self._drop_mirrors()
         if self.run is not None:
             self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
+        self._drop_upstream()
 
     # --- request direction -------------------------------------------------------------------
 
@@ -717,13 +719,8 @@ class Exchange(Forwarding):
     # --- UpstreamUser --------------------------------------------------------------------------
 
     def attached(self, conn: UpstreamConnection) -> None:
-        run = self.run
-        if self.response_done or (run is not None and not run.waiting):
-            conn.release(True)  # the client left, or the attempt was given up, meanwhile
+        if not self._take_connection(conn):
             return
-        if run is not None:
-            run.waiting = False
-        self.upstream = conn
         if self.client.write_paused:
             conn.pause_reading(True)
         if not self.client.feeding:
@@ -749,10 +746,7 @@ class Exchange(Forwarding):
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
         run = self.run
         if run is not None and status >= 200 and run.retry_on(status):
-            upstream = self.upstream
-            self.upstream = None
-            if upstream is not None:
-                upstream.close()  # its body is not wanted; closing beats draining it
+            self._drop_upstream()  # its body is not wanted; closing beats draining it
             run.schedule_retry()
             return False
         target = self.target
@@ -882,10 +876,7 @@ class Exchange(Forwarding):
         self.response_done = True
         if self.run is not None:
             self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
+        self._drop_upstream()
         self.out.clear()
         self.client.set_paused(PAUSE_BUFFERED, False)
         self.client.write(msg.local_response(status, self.connection_header()))
@@ -903,22 +894,3 @@ class Exchange(Forwarding):
             self.client.abort()
             return
         self._fail(504)
-
-    def backend_timed_out(self) -> None:
-        """timeouts.backendRequest passed for this attempt: retry it, or 504."""
-        run = self.run
-        if self.response_done or run is None:
-            return
-        if self.response_started:
-            self.abort()
-            self.client.abort()
-            return
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()  # mid-request: its state is unknown, never back to the pool
-        run.waiting = False  # a connect still pending is given up
-        if run.can_retry():
-            run.schedule_retry()
-        else:
-            self._fail(504)

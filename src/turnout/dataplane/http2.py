@@ -622,10 +622,7 @@ class H2Stream(Forwarding):
             mirror.drop()  # the rest of the body will not come
         if self.run is not None:
             self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
+        self._drop_upstream()
 
     def _cut_short(self, status: int, code: h2.errors.ErrorCodes) -> None:
         """The response started, then failed (timeout, upstream lost): say so to the client.
@@ -640,10 +637,7 @@ class H2Stream(Forwarding):
             return
         if self.run is not None:
             self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
+        self._drop_upstream()
         grpc_code, message = grpc_status(status)
         self.trailers = [(b"grpc-status", b"%d" % grpc_code), (b"grpc-message", message)]
         self.upstream_done = True
@@ -734,13 +728,8 @@ class H2Stream(Forwarding):
     # --- UpstreamUser ----------------------------------------------------------------------
 
     def attached(self, conn: UpstreamConnection) -> None:
-        run = self.run
-        if self.response_done or (run is not None and not run.waiting):
-            conn.release(True)  # the client left, or the attempt was given up, meanwhile
+        if not self._take_connection(conn):
             return
-        if run is not None:
-            run.waiting = False
-        self.upstream = conn
         self.upstream_full = False
         if self.pending_size > HIGH_WATER:
             self.reading_paused = True
@@ -764,10 +753,7 @@ class H2Stream(Forwarding):
     def response_head(self, status: int, headers: Headers, keep: bool) -> bool:
         run = self.run
         if run is not None and status >= 200 and run.retry_on(status):
-            upstream = self.upstream
-            self.upstream = None
-            if upstream is not None:
-                upstream.close()
+            self._drop_upstream()
             run.schedule_retry()
             return False
         if status < 200:
@@ -855,10 +841,7 @@ class H2Stream(Forwarding):
             return
         if self.run is not None:
             self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
+        self._drop_upstream()
         self.out.clear()
         self.out_size = 0
         self.client.ack(self.unacked, self.stream_id)
@@ -932,23 +915,8 @@ class H2Stream(Forwarding):
             return
         self._fail(504)
 
-    def backend_timed_out(self) -> None:
-        """timeouts.backendRequest passed for this attempt: retry it, or 504."""
-        run = self.run
-        if self.response_done or run is None:
-            return
-        if self.response_started:
-            self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
-            return
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.close()
-        run.waiting = False
-        if run.can_retry():
-            run.schedule_retry()
-        else:
-            self._fail(504)
+    def _cut_response_short(self) -> None:
+        self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
 
 
 def _is_parse_error(exc: BaseException | None) -> bool:
