@@ -158,7 +158,9 @@ def _parse_known(model: ResourceType, raw: dict[str, Any], ident: dict[str, Any]
     # only through the package __init__.
     from turnout.resources.validation import validate_resource
 
-    doc = _prune_nulls({k: v for k, v in raw.items() if k != "status"})
+    doc = {k: v for k, v in raw.items() if k != "status"}
+    if _has_nulls(doc):
+        doc = _prune_nulls(doc)
     errors: list[FieldError] = []
     name = raw.get("metadata", {}).get("name") if isinstance(raw.get("metadata"), dict) else None
     if isinstance(name, str) and name:
@@ -171,7 +173,8 @@ def _parse_known(model: ResourceType, raw: dict[str, Any], ident: dict[str, Any]
         errors.extend(pydantic_errors(exc.errors()))
         return ParseResult(None, errors, raw=raw, **ident)
     warnings: list[FieldError] = []
-    drop_unknown_fields(obj, "", warnings)
+    if _has_unknown_fields(obj):
+        drop_unknown_fields(obj, "", warnings)
     errors.extend(validate_resource(obj))
     if errors:
         return ParseResult(None, errors, warnings, raw=raw, **ident)
@@ -198,6 +201,16 @@ def _identity(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _has_nulls(value: Any) -> bool:
+    """Whether ``_prune_nulls`` would change anything (most documents have no nulls, and
+    a walk that builds nothing is cheaper than a copy)."""
+    if isinstance(value, dict):
+        return any(v is None or _has_nulls(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nulls(v) for v in value)
+    return False
+
+
 def _prune_nulls(value: Any) -> Any:
     """Drop null-valued keys: the API server prunes them before defaulting."""
     if isinstance(value, Mapping):
@@ -208,6 +221,30 @@ def _prune_nulls(value: Any) -> Any:
 
 
 # --- unknown fields -------------------------------------------------------------------
+
+
+def _has_unknown_fields(model: BaseModel) -> bool:
+    """Whether ``drop_unknown_fields`` has anything to drop. Only fields given in the
+    input (``__pydantic_fields_set__``) can hold models with extras: defaults cannot.
+    No paths are built here; the (rare) documents with unknown fields are walked again
+    by ``drop_unknown_fields``, in field order, for their warnings."""
+    if model.__pydantic_extra__:
+        return True
+    values = model.__dict__
+    return any(_holds_unknown_fields(values[name]) for name in model.__pydantic_fields_set__)
+
+
+def _holds_unknown_fields(value: Any) -> bool:
+    if isinstance(value, BaseModel):
+        return _has_unknown_fields(value)
+    if isinstance(value, list):
+        return any(_holds_unknown_fields(item) for item in value)
+    if isinstance(value, dict):
+        return any(
+            isinstance(item, BaseModel | list) and _holds_unknown_fields(item)
+            for item in value.values()
+        )
+    return False
 
 
 def drop_unknown_fields(model: BaseModel, path: str, warnings: list[FieldError]) -> None:

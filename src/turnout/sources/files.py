@@ -55,6 +55,7 @@ from turnout.resources import (
     UDPRoute,
     parse_object,
 )
+from turnout.sources import yamldata
 from turnout.sources.snapshot import Snapshot
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -207,6 +208,10 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
         if path.suffix == ".json":
             bodies: list[Any] = [json.loads(text)] if text.strip() else []
         else:
+            # Plain manifests: JSON data in one pass (None: anything else, or an error).
+            fast = yamldata.documents(text, MAX_VALUES_PER_FILE)
+            if fast is not None:
+                return _split_documents(fast), None
             bodies = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
     except json.JSONDecodeError as exc:
         return [], LoadError(name, f"invalid JSON: {exc.msg}", line=exc.lineno)
@@ -227,6 +232,11 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
         return [], LoadError(name, f"more than {MAX_VALUES_PER_FILE} values once aliases expand")
     except RecursionError:  # also a recursive alias (&a [*a])
         return [], LoadError(name, "document is nested too deeply (or a recursive alias)")
+    return _split_documents(bodies), None
+
+
+def _split_documents(bodies: list[Any]) -> list[_Document]:
+    """Documents by index; the items of a ``List`` each become one."""
     docs: list[_Document] = []
     for index, body in enumerate(bodies, start=1):
         if body is None:
@@ -237,7 +247,7 @@ def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
             docs.extend(_Document(index, i, item) for i, item in enumerate(items))
         else:
             docs.append(_Document(index, None, body))
-    return docs, None
+    return docs
 
 
 # YAML aliases share one node between many places; copied out as JSON data, nine levels
