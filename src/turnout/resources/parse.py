@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from turnout.resources.backendtlspolicy import BackendTLSPolicy
+from turnout.resources.compact import compact
 from turnout.resources.core import ConfigMap, EndpointSlice, Namespace, Secret, Service
 from turnout.resources.gateway import Gateway, GatewayClass
 from turnout.resources.grpcroute import GRPCRoute
@@ -173,7 +174,10 @@ def _parse_known(model: ResourceType, raw: dict[str, Any], ident: dict[str, Any]
         errors.extend(pydantic_errors(exc.errors()))
         return ParseResult(None, errors, raw=raw, **ident)
     warnings: list[FieldError] = []
-    if _has_unknown_fields(obj):
+    # One walk shares pydantic's per-instance bookkeeping (memory, see compact) and finds
+    # out whether there are unknown fields; the rare documents with some are walked again
+    # for their warnings, in field order.
+    if compact(obj):
         drop_unknown_fields(obj, "", warnings)
     errors.extend(validate_resource(obj))
     if errors:
@@ -221,30 +225,6 @@ def _prune_nulls(value: Any) -> Any:
 
 
 # --- unknown fields -------------------------------------------------------------------
-
-
-def _has_unknown_fields(model: BaseModel) -> bool:
-    """Whether ``drop_unknown_fields`` has anything to drop. Only fields given in the
-    input (``__pydantic_fields_set__``) can hold models with extras: defaults cannot.
-    No paths are built here; the (rare) documents with unknown fields are walked again
-    by ``drop_unknown_fields``, in field order, for their warnings."""
-    if model.__pydantic_extra__:
-        return True
-    values = model.__dict__
-    return any(_holds_unknown_fields(values[name]) for name in model.__pydantic_fields_set__)
-
-
-def _holds_unknown_fields(value: Any) -> bool:
-    if isinstance(value, BaseModel):
-        return _has_unknown_fields(value)
-    if isinstance(value, list):
-        return any(_holds_unknown_fields(item) for item in value)
-    if isinstance(value, dict):
-        return any(
-            isinstance(item, BaseModel | list) and _holds_unknown_fields(item)
-            for item in value.values()
-        )
-    return False
 
 
 def drop_unknown_fields(model: BaseModel, path: str, warnings: list[FieldError]) -> None:

@@ -23,6 +23,7 @@ EndpointSlices) changes. Invariants:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -55,6 +56,7 @@ from turnout.resources import (
     UDPRoute,
     parse_object,
 )
+from turnout.resources.compact import share_bookkeeping
 from turnout.sources import yamldata
 from turnout.sources.snapshot import Snapshot
 
@@ -122,7 +124,10 @@ class Origin:
     file: str
     document: int
     item: int | None
-    raw: dict[str, Any]
+    status: dict[str, Any] | None = None
+    """The ``status`` the document was written with (entries of other controllers are
+    kept from it). Only this is kept of the document as written: the whole tree was
+    as large as the typed model."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +143,7 @@ class LoadResult:
     def statuses(self) -> dict[ObjectKey, dict[str, Any]]:
         """The `status` each object was written with (other controllers' entries)."""
         return {
-            key: origin.raw["status"]
-            for key, origin in self.origins.items()
-            if isinstance(origin.raw.get("status"), dict)
+            key: origin.status for key, origin in self.origins.items() if origin.status is not None
         }
 
 
@@ -299,7 +302,9 @@ def _utcnow() -> dt.datetime:
 class _Record:
     obj: Resource
     origin: Origin
-    fingerprint: str
+    fingerprint: str | None
+    """spec_fingerprint(obj); None until the object first changes (computed then from
+    ``obj``: most objects never change, and the strings were 7 MB at 5,000 routes)."""
     source: Resource | None = None
     """The object as parsed, before bookkeeping: the same object (by identity) on the
     next load means its file did not change, so this record can be reused as is."""
@@ -364,7 +369,7 @@ class FileSource:
         old = self._records.get(key)
         if old is not None and old.source is obj and old.origin == origin:
             return old  # same file, unchanged: parsing gave the very same object
-        fingerprint = spec_fingerprint(obj)
+        fingerprint = spec_fingerprint(obj) if old is not None else None
         meta = obj.metadata
         if old is None:
             uid = meta.uid or str(uuid.uuid4())
@@ -374,11 +379,14 @@ class FileSource:
             uid = meta.uid or old.obj.metadata.uid or str(uuid.uuid4())
             created = meta.creation_timestamp or old.obj.metadata.creation_timestamp or now
             previous = old.obj.metadata.generation or 1
-            generation = previous + (fingerprint != old.fingerprint)
+            old_fingerprint = old.fingerprint or spec_fingerprint(old.obj)
+            generation = previous + (fingerprint != old_fingerprint)
         new_meta = meta.model_copy(
             update={"uid": uid, "creation_timestamp": created, "generation": generation}
         )
         booked: Resource = obj.model_copy(update={"metadata": new_meta})
+        share_bookkeeping(new_meta)  # the copies' own sets (memory; see resources.compact)
+        share_bookkeeping(booked)
         return _Record(booked, origin, fingerprint, obj)
 
 
@@ -445,13 +453,17 @@ class _Scan:
             self._add(name, doc, cached, i)
 
     def _add(self, file: str, doc: _Document, cached: _FileCache, i: int) -> None:
-        if not isinstance(doc.body, Mapping):
-            self.errors.append(LoadError(file, "a document must be an object", doc.index, doc.item))
-            self.broken_files.add(file)
-            return
         result = cached.parsed[i]
         if result is None:
-            result = cached.parsed[i] = parse_object(doc.body)
+            if not isinstance(doc.body, Mapping):
+                self.errors.append(
+                    LoadError(file, "a document must be an object", doc.index, doc.item)
+                )
+                self.broken_files.add(file)
+                return
+            result = cached.parsed[i] = _status_only(parse_object(doc.body))
+            # Parsed once per file version: the document itself is not needed again.
+            cached.docs[i] = _Document(doc.index, doc.item, None)
 
         def problem(message: str, path: str = "") -> LoadError:
             return LoadError(
@@ -495,10 +507,17 @@ class _Scan:
                 problem(f"duplicate object: already defined in {first.file}#{first.document}")
             )
             return
-        origin = Origin(file, doc.index, doc.item, result.raw)
+        origin = Origin(file, doc.index, doc.item, result.raw.get("status"))
         if not result.warnings:
             cached.origins[i] = origin  # the next load of this file takes the fast path
         self.current[key] = (obj, origin)
+
+
+def _status_only(result: ParseResult) -> ParseResult:
+    """``result`` keeping of the document as written only its ``status`` (a mapping),
+    which is all the source uses later (``LoadResult.statuses``)."""
+    status = result.raw.get("status")
+    return dataclasses.replace(result, raw={"status": status} if isinstance(status, dict) else {})
 
 
 def _key_of(result: ParseResult) -> ObjectKey | None:

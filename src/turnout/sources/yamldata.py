@@ -58,8 +58,12 @@ class _Loader(yaml.CSafeLoader):
     """
 
     def resolve(self, kind: type[Node], value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is not ScalarNode or not implicit[0] or self.yaml_path_resolvers:
+        if self.yaml_path_resolvers:
             return self._resolve(kind, value, implicit)
+        if kind is not ScalarNode:
+            return _SEQ if kind is SequenceNode else _MAP
+        if not implicit[0]:
+            return _STR  # quoted (or a block scalar): BaseResolver's default scalar tag
         tag = _resolved.get(value)
         if tag is None:
             tag = self._resolve(kind, value, implicit)
