@@ -19,14 +19,13 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvloop
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph, ir
 from turnout.admin.server import start_admin
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
-from turnout.dataplane.server import DataPlane
 from turnout.features import supported_features
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
@@ -39,6 +38,9 @@ from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute
 from turnout.util.collector import ReloadCollector, collector_paused
 from turnout.workers import WorkerSet
+
+if TYPE_CHECKING:
+    from turnout.dataplane.server import DataPlane
 
 log = logging.getLogger("turnout")
 
@@ -279,7 +281,7 @@ class Standalone:
         self.options = options
         self.pipeline = Pipeline(options)
         self.collector = ReloadCollector()  # when garbage collection may stall the loop
-        self.dataplane = DataPlane(options.limits)  # used when options.workers == 0
+        self.dataplane: DataPlane | None = None  # the in-process one (workers == 0)
         self.workers: WorkerSet | None = None
         if options.workers >= 1:
             self.workers = WorkerSet(
@@ -289,6 +291,12 @@ class Standalone:
                 log_level=options.log_level,
                 on_results_changed=self._results_changed,
             )
+        else:
+            # Imported only here: with workers the control plane never loads the servers
+            # (a tenth of its start-up).
+            from turnout.dataplane.server import DataPlane
+
+            self.dataplane = DataPlane(options.limits)
         self._compiled: tuple[LoadResult, Graph] | None = None
         self._stopping = False
         self._items: list[dict[str, Any]] = []
@@ -342,7 +350,7 @@ class Standalone:
             self.collector.close()
             if self.workers is not None:
                 await self.workers.close()
-            else:
+            elif self.dataplane is not None:
                 await self.dataplane.close(self.options.drain_timeout)
         if self._admin is not None:
             self._admin.close()
@@ -351,6 +359,7 @@ class Standalone:
     async def _apply(self, config: ir.Config) -> dict[str, str | None]:
         if self.workers is not None:
             return await self.workers.apply(config)
+        assert self.dataplane is not None  # one of the two exists (__init__)
         return await self.dataplane.apply(config)
 
     def _results_changed(self, results: dict[str, str | None]) -> None:

@@ -10,6 +10,21 @@ listeners are served by :mod:`.l4` (:mod:`.splice`, :mod:`.passthrough`,
 ``turnout.ir``, the standard library, uvloop, httptools, h2 and re2.
 """
 
-from turnout.dataplane.server import DataPlane
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from turnout.dataplane.server import DataPlane
 
 __all__ = ["DataPlane"]
+
+
+def __getattr__(name: str) -> Any:
+    # DataPlane on first use (PEP 562): importing a light submodule (limits, worker's
+    # messages) must not import every server, as the control plane does at start-up.
+    if name == "DataPlane":
+        from turnout.dataplane.server import DataPlane
+
+        return DataPlane
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

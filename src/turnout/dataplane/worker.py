@@ -34,13 +34,16 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 import uvloop
 
 from turnout import ir
 from turnout.dataplane.limits import Limits
-from turnout.dataplane.server import DataPlane
+
+if TYPE_CHECKING:
+    from turnout.dataplane.server import DataPlane
 
 log = logging.getLogger("turnout.worker")
 
@@ -134,10 +137,14 @@ class Worker:
     def _init(self, message: Init) -> None:
         logging.getLogger().setLevel(message.log_level.upper())
         self.drain_timeout = message.drain_timeout
+        from turnout.dataplane.server import DataPlane  # imported by main() already
+
         self.dataplane = DataPlane(message.limits)
 
     async def _apply(self, message: Apply) -> None:
         if self.dataplane is None:
+            from turnout.dataplane.server import DataPlane
+
             self.dataplane = DataPlane()
         config = ir.from_msgpack(message.config)
         results = await self.dataplane.apply(config)
@@ -157,6 +164,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="control socket descriptor")
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)
+    # The data plane is imported here rather than with this module: the control plane
+    # imports this module for its messages (Init, Apply, Applied) and serves nothing.
+    import turnout.dataplane.server  # noqa: F401
+
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(name)s[{args.index}:{os.getpid()}]: %(levelname)s %(message)s",

@@ -16,12 +16,7 @@ served (clients judge validity; the graph stays a pure function of its input).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from turnout.graph import hostnames
 from turnout.resources import Secret
@@ -30,16 +25,15 @@ from turnout.resources.meta import ObjectReference, SecretObjectReference
 from turnout.sources.snapshot import Snapshot
 from turnout.status import conditions as c
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography is imported where certificates are parsed, not with this module: it is
+# the largest import of the control plane (about 45 ms) and most configurations have no
+# TLS listener; `turnout run` starts faster without it.
+
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 TLS_SECRET_TYPE = "kubernetes.io/tls"
-
-# Keys that can sign a TLS handshake (DH and X25519/X448 keys only agree on secrets).
-_SIGNING_KEYS = (
-    rsa.RSAPrivateKey,
-    ec.EllipticCurvePrivateKey,
-    ed25519.Ed25519PrivateKey,
-    ed448.Ed448PrivateKey,
-)
 
 
 @dataclass(frozen=True)
@@ -181,6 +175,18 @@ def _grant_allows(
 
 def _load_key_pair(secret: Secret) -> tuple[str, str, list[str]] | str:
     """(chain PEM, key PEM, DNS names) or why the pair cannot be served."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    # Keys that can sign a TLS handshake (DH and X25519/X448 keys only agree on secrets).
+    signing_keys = (
+        rsa.RSAPrivateKey,
+        ec.EllipticCurvePrivateKey,
+        ed25519.Ed25519PrivateKey,
+        ed448.Ed448PrivateKey,
+    )
     chain = secret.get_bytes("tls.crt")
     key = secret.get_bytes("tls.key")
     if not chain or not key:
@@ -195,7 +201,7 @@ def _load_key_pair(secret: Secret) -> tuple[str, str, list[str]] | str:
         return "tls.key is not an unencrypted PEM-encoded private key"
     except UnsupportedAlgorithm:
         return "tls.key uses an unsupported key algorithm"
-    if not isinstance(private_key, _SIGNING_KEYS):
+    if not isinstance(private_key, signing_keys):
         return "tls.key cannot sign TLS handshakes"
     leaf = certs[0]
     public = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -211,6 +217,9 @@ def _load_key_pair(secret: Secret) -> tuple[str, str, list[str]] | str:
 
 
 def _dns_names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
@@ -267,6 +276,9 @@ def load_ca_bundle(
         data = secret.get_bytes(CA_KEY)
     if not data or not data.strip():
         return CABundleProblem(False, f"{field}: {kind} {shown} has no {CA_KEY} data")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
