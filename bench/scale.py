@@ -14,7 +14,9 @@ group, and measures:
 * **change**: one route file rewritten atomically (write + rename) to add a response header
   ``x-bench-gen: k``; time until a real request shows ``k`` (p50/p99 over ``--changes``);
 * **teardown**: every route file deleted; time until ``/status`` lists no HTTPRoute;
-* **RSS**: VmRSS / VmHWM of the turnout process from /proc after loading and after changes.
+* **RSS**: VmRSS / VmHWM of the turnout process (the control plane) from /proc after
+  loading and after changes, and of each data-plane worker (every process below it):
+  VmRSS once loaded and VmHWM at the end, one figure per worker.
 
 Targets (issue "A data plane as fast as nginx"): 1,000 routes ready within 1 s, 5,000
 within 5 s, one change at 5,000 within 200 ms p99, memory < 300 MB.
@@ -68,6 +70,8 @@ class Result:
     rss_loaded_mb: float = 0.0
     rss_after_changes_mb: float = 0.0
     hwm_mb: float = 0.0
+    workers_loaded_mb: list[float] = field(default_factory=list)  # VmRSS, per worker
+    workers_hwm_mb: list[float] = field(default_factory=list)  # VmHWM at the end
 
 
 def proc_mem_mb(pid: int) -> tuple[float, float]:
@@ -78,6 +82,39 @@ def proc_mem_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its data-plane workers), from /proc, in pid order."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return sorted(found)
+
+
+def workers_mem_mb(pid: int) -> list[tuple[float, float]]:
+    """(VmRSS, VmHWM) in MB of each process below ``pid``."""
+    out = []
+    for child in descendants(pid):
+        try:
+            out.append(proc_mem_mb(child))
+        except OSError:
+            continue
+    return out
 
 
 class Client:
@@ -242,6 +279,7 @@ def measure(
             raise RuntimeError(f"the data plane does not serve route r-{n - 1}")
         result.ready_s = time.monotonic() - turnout.started
         result.rss_loaded_mb, _ = proc_mem_mb(turnout.proc.pid)
+        result.workers_loaded_mb = [rss for rss, _ in workers_mem_mb(turnout.proc.pid)]
 
         path = manifests.route_file(directory, n - 1)
         for k in range(1, changes + 1):
@@ -266,6 +304,7 @@ def measure(
         gone = poll(lambda: (turnout.status() or (-1, 0))[0] == 0, TEARDOWN_TIMEOUT, 0.05)
         result.teardown_s = (time.monotonic() - start) if gone is not None else -1
         _, result.hwm_mb = proc_mem_mb(turnout.proc.pid)
+        result.workers_hwm_mb = [hwm for _, hwm in workers_mem_mb(turnout.proc.pid)]
     finally:
         turnout.stop()
     return result
@@ -291,8 +330,9 @@ def table(results: Sequence[Result]) -> str:
     lines = [
         "| routes | startup floor (0 routes) | admin up | all Accepted | last route served "
         "| target | ready vs target | change p50 | change p99 | change target "
-        "| teardown | RSS loaded | RSS after changes | peak (VmHWM) | RSS < 300 MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| teardown | RSS loaded | RSS after changes | peak (VmHWM) | RSS < 300 MB "
+        "| workers RSS loaded | workers peak (VmHWM) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         target = TARGETS.get(r.n)
@@ -306,9 +346,15 @@ def table(results: Sequence[Result]) -> str:
             + f"| {p50:.0f} ms | {p99:.0f} ms{timeouts} "
             + (f"| {verdict(change_ok)} " if r.n >= 5000 else "| — ")
             + f"| {r.teardown_s:.2f} s | {r.rss_loaded_mb:.0f} MB | {r.rss_after_changes_mb:.0f} MB "
-            f"| {r.hwm_mb:.0f} MB | {verdict(r.hwm_mb < RSS_TARGET_MB)} |"
+            f"| {r.hwm_mb:.0f} MB | {verdict(r.hwm_mb < RSS_TARGET_MB)} "
+            f"| {_per_worker(r.workers_loaded_mb)} | {_per_worker(r.workers_hwm_mb)} |"
         )
     return "\n".join(lines)
+
+
+def _per_worker(values: Sequence[float]) -> str:
+    """``52 / 53 MB``: one figure per worker process, in pid order."""
+    return " / ".join(f"{v:.0f}" for v in values) + " MB" if values else "—"
 
 
 def hotspots(profile: Path, limit: int) -> str:
@@ -413,7 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "a wildcard every 50th). Times from process start; change = atomic rewrite of the "
             f"last route's file, {args.changes} changes, until a real request shows the new "
             "response header; teardown = delete every route file until /status lists none. "
-            "The startup floor is the same command on a directory with only the Gateway.",
+            "The startup floor is the same command on a directory with only the Gateway. "
+            "RSS and peak are the control plane's (the `turnout run` process); the workers "
+            "columns give each data-plane worker process (one per CPU by default).",
             "",
             text,
             "",
