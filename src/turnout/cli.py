@@ -267,28 +267,37 @@ def run(
 
     SIGTERM or SIGINT drains and exits 0; SIGHUP re-reads the files.
     """
-    from turnout import runtime
-    from turnout.dataplane.limits import Limits
+    from turnout.util.collector import end_pause_for_start, pause_for_start
 
-    setup_logging(log_level)
-    options = runtime.RunOptions(
-        paths=paths,
-        admin_host=admin[0],
-        admin_port=admin[1],
-        address_pool=address_pool,
-        port_offset=port_offset,
-        controller_name=controller_name,
-        workers=default_workers() if workers is None else workers,
-        limits=Limits(**limits),
-        drain_timeout=drain_timeout,
-        log_level=log_level.lower(),
-    )
+    # No cyclic garbage collection while starting: the imports and the first load make
+    # hundreds of thousands of long-lived objects (turnout.util.collector). Standalone
+    # turns it back on once the first configuration is served; this is the fallback.
+    pause_for_start()
     try:
-        runtime.run_standalone(options)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except OSError as exc:  # typically: an address or port already in use
-        raise click.ClickException(str(exc)) from exc
+        from turnout import runtime
+        from turnout.dataplane.limits import Limits
+
+        setup_logging(log_level)
+        options = runtime.RunOptions(
+            paths=paths,
+            admin_host=admin[0],
+            admin_port=admin[1],
+            address_pool=address_pool,
+            port_offset=port_offset,
+            controller_name=controller_name,
+            workers=default_workers() if workers is None else workers,
+            limits=Limits(**limits),
+            drain_timeout=drain_timeout,
+            log_level=log_level.lower(),
+        )
+        try:
+            runtime.run_standalone(options)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except OSError as exc:  # typically: an address or port already in use
+            raise click.ClickException(str(exc)) from exc
+    finally:
+        end_pause_for_start()
 
 
 @cli.command()

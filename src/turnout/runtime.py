@@ -36,7 +36,7 @@ from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute
-from turnout.util.collector import ReloadCollector, collector_paused
+from turnout.util.collector import ReloadCollector, collector_paused, end_pause_for_start
 from turnout.workers import WorkerSet
 
 if TYPE_CHECKING:
@@ -332,6 +332,7 @@ class Standalone:
         if self.workers is not None:
             await self.workers.start()
         await self.reload()
+        end_pause_for_start()  # cli.run paused garbage collection for the start-up
         self._admin = await start_admin(self.options.admin_host, self.options.admin_port, self)
         self._tasks.append(asyncio.create_task(self._watch()))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 from pathlib import Path
 
@@ -159,3 +160,16 @@ def test_every_limit_has_a_run_flag() -> None:
     missing = set(Limits.__dataclass_fields__) - flagged
     assert not missing, f"add a `turnout run` flag to cli._LIMIT_FLAGS for {sorted(missing)}"
     assert flagged <= set(Limits.__dataclass_fields__)
+
+
+def test_the_start_up_pause_of_garbage_collection_ends_with_the_command(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enabled_while_running: list[bool] = []
+    monkeypatch.setattr(
+        runtime, "run_standalone", lambda options: enabled_while_running.append(gc.isenabled())
+    )
+    result = runner.invoke(cli, ["run", "-f", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert enabled_while_running == [False]  # paused for the start-up (util.collector)
+    assert gc.isenabled()  # and on again when the command returns, whatever happened

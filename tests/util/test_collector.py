@@ -8,7 +8,12 @@ import weakref
 
 import pytest
 
-from turnout.util.collector import ReloadCollector, collector_paused
+from turnout.util.collector import (
+    ReloadCollector,
+    collector_paused,
+    end_pause_for_start,
+    pause_for_start,
+)
 
 
 def test_paused_inside_and_enabled_after() -> None:
@@ -77,3 +82,25 @@ async def test_a_full_collection_at_least_every_n_reloads() -> None:
     finally:
         collector.close()
         gc.unfreeze()
+
+
+def test_paused_for_start_until_ended() -> None:
+    assert gc.isenabled()
+    pause_for_start()
+    try:
+        assert not gc.isenabled()
+    finally:
+        end_pause_for_start()
+    assert gc.isenabled()
+    end_pause_for_start()  # a second end (cli.run's fallback after Standalone's) is a no-op
+    assert gc.isenabled()
+
+
+def test_a_start_pause_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        pause_for_start()
+        end_pause_for_start()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
