@@ -3,7 +3,8 @@
 Place in the pipeline: **sources** -> Snapshot -> graph -> (status, IR) -> data plane.
 A source turns manifests into validated models (``turnout.resources``), keeps the
 API-server-like bookkeeping (generation, creationTimestamp, uid) and hands the graph a
-read-only ``Snapshot``.
+read-only ``Snapshot``. ``yamldata`` is the files source's one-pass YAML reader for
+plain manifests.
 """
 
 from turnout.sources.files import (
