@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.features import supported_features
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
-from turnout.graph.release import release
+from turnout.graph.release import release_replaced
 from turnout.ir import build as ir_build
 from turnout.ir.reuse import BuildCache
 from turnout.sources.files import FileSource, LoadResult
@@ -205,6 +205,8 @@ class Pipeline:
     # Rule resolution, IR rules and virtual hosts of unchanged routes are reused.
     rule_memo: RuleMemo = field(default_factory=RuleMemo)
     ir_cache: BuildCache = field(default_factory=BuildCache)
+    # The last Graph and what it was built from, for patching it (graph/incremental.py).
+    graph_basis: graph.Basis | None = None
     version: int = 0
     # Signs session persistence tokens in every worker (ir.Config.session_key).
     session_key: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
@@ -213,14 +215,23 @@ class Pipeline:
         self.source = FileSource(list(self.options.paths))
         self.allocator = AddressAllocator(self.options.address_pool)
 
-    def compile(self) -> tuple[LoadResult, Graph, ir.Config]:
-        loaded = self.source.load()
+    def compile(
+        self, changed_paths: Collection[Path] | None = None
+    ) -> tuple[LoadResult, Graph, ir.Config]:
+        """Load (only ``changed_paths`` when given: what the watcher reported), build
+        or patch the graph, build the IR. The Graph of the previous call may be
+        consumed by a patch: release it with ``release_replaced``."""
+        loaded = self.source.load(changed_paths)
         snapshot = loaded.snapshot
         controller = self.options.controller_name
         keys = graph.gateways_of_our_classes(snapshot, controller)
         assignment = self.allocator.assign(requested_addresses(snapshot, keys))
-        built = graph.build(
+        # Cleared first: if anything below fails, the next call builds from scratch.
+        basis, self.graph_basis = self.graph_basis, None
+        built, self.graph_basis = graph.update(
             snapshot,
+            loaded.changed,
+            basis,
             controller_name=controller,
             addresses=assignment.addresses,
             unusable_addresses=assignment.unusable,
@@ -365,7 +376,10 @@ class Standalone:
 
     def _results_changed(self, results: dict[str, str | None]) -> None:
         """A restarted worker serves less than the others did: recompute status."""
-        if self._compiled is None:
+        if self._compiled is None or self._reload_lock.locked():
+            # A reload in flight publishes status itself once every worker (the
+            # restarted one too) serves its configuration; its compile may have
+            # patched the Graph of _compiled already (graph/incremental.py).
             return
         loaded, built = self._compiled
         errors = {name: err for name, err in results.items() if err}
@@ -373,13 +387,15 @@ class Standalone:
             log.error("listener %s: %s", name, err)
         self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
 
-    async def reload(self) -> None:
+    async def reload(self, changed_paths: Collection[Path] | None = None) -> None:
+        """Compile and serve the files; ``changed_paths``: only these changed since the
+        last reload (what the watcher reported); None: look at everything."""
         # No garbage collection in the middle of a reload (turnout.util.collector).
         # Readiness stays True once a configuration is served: a reload keeps serving the
         # last one until every worker serves the next, so it is no reason to be unready.
         async with self._reload_lock, collector_paused():
             try:
-                loaded, built, config = self.pipeline.compile()
+                loaded, built, config = self.pipeline.compile(changed_paths)
             except Exception:  # a bug must not take the gateway down: keep serving
                 log.exception("rebuilding the configuration failed; keeping the last one")
                 return
@@ -393,7 +409,7 @@ class Standalone:
             self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
             previous, self._compiled = self._compiled, (loaded, built)
             if previous is not None:
-                release(previous[1])  # freed now, not by a full collection later
+                release_replaced(previous[1], built)  # freed now, not by a full collection
             self._config = config
             self._ready = True
             log.info(
@@ -419,10 +435,10 @@ class Standalone:
         """Reload on every batch of changes; a failing watcher is restarted."""
         while not self._stopping:
             try:
-                async for _changes in watch_paths(list(self.options.paths)):
+                async for changes in watch_paths(list(self.options.paths)):
                     if self.stopping():  # in case a cancellation was lost on the way
                         return
-                    await self.reload()
+                    await self.reload(changes)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -7,11 +7,12 @@ Snapshot. The same Snapshot and addresses give an identical Graph. Status
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from turnout.graph.backends import BackendResolver
 from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
+from turnout.graph.incremental import Basis, ObjectKey, patch, patchable
 from turnout.graph.l4routes import build_l4_routes
 from turnout.graph.listenersets import build_listener_sets
 from turnout.graph.memo import RuleMemo
@@ -36,6 +37,61 @@ def build(
     the reason. `memo`, kept by the caller across builds, lets unchanged routes reuse
     their rule resolution (graph/memo.py); the Graph is the same without it.
     """
+    return _build(
+        snapshot,
+        controller_name=controller_name,
+        addresses=addresses,
+        unusable_addresses=unusable_addresses,
+        memo=memo,
+    )[0]
+
+
+def update(
+    snapshot: Snapshot,
+    changed: Collection[ObjectKey] | None,
+    basis: Basis | None,
+    *,
+    controller_name: str,
+    addresses: Mapping[Key, str | None],
+    unusable_addresses: Mapping[Key, tuple[str, ...]] | None = None,
+    memo: RuleMemo | None = None,
+) -> tuple[Graph, Basis]:
+    """``build``, or a patch of the last Graph when only HTTPRoutes changed
+    (graph/incremental.py). ``changed``: the keys the source says changed since the
+    Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
+    returned Basis is the one to pass next time."""
+    unusable = unusable_addresses or {}
+    if (
+        basis is not None
+        and changed is not None
+        and patchable(
+            basis,
+            snapshot,
+            changed,
+            controller_name=controller_name,
+            addresses=addresses,
+            unusable_addresses=unusable,
+        )
+    ):
+        return patch(basis, snapshot, changed, memo), basis
+    built, resolver = _build(
+        snapshot,
+        controller_name=controller_name,
+        addresses=addresses,
+        unusable_addresses=unusable,
+        memo=memo,
+    )
+    return built, Basis(built, snapshot, resolver, dict(addresses), dict(unusable))
+
+
+def _build(
+    snapshot: Snapshot,
+    *,
+    controller_name: str,
+    addresses: Mapping[Key, str | None],
+    unusable_addresses: Mapping[Key, tuple[str, ...]] | None,
+    memo: RuleMemo | None,
+) -> tuple[Graph, BackendResolver]:
     if memo is not None:
         memo.begin()
     # GatewayClasses first: a Gateway is only ours if its class is.
@@ -57,7 +113,7 @@ def build(
     )
     # TCPRoutes, TLSRoutes, UDPRoutes: the same attachment rules, no matching.
     l4_routes = build_l4_routes(snapshot, gateways, listener_sets, resolver)
-    return Graph(
+    built = Graph(
         controller_name=controller_name,
         gateway_classes=classes,
         gateways=gateways,
@@ -70,6 +126,7 @@ def build(
         cluster_tls=resolver.cluster_tls,
         l4_routes=l4_routes,
     )
+    return built, resolver
 
 
 def gateways_of_our_classes(snapshot: Snapshot, controller_name: str) -> list[Key]:
@@ -82,4 +139,4 @@ def gateways_of_our_classes(snapshot: Snapshot, controller_name: str) -> list[Ke
     return sorted(k for k, gw in snapshot.gateways.items() if gw.spec.gateway_class_name in ours)
 
 
-__all__ = ["Graph", "build", "gateways_of_our_classes"]
+__all__ = ["Basis", "Graph", "build", "gateways_of_our_classes", "update"]

@@ -225,6 +225,8 @@ def assign_ancestors(
     ``cluster_ports`` maps a cluster name ("ns/svc:port") to (namespace, service, port
     name) for every backendRef that resolved as far as a Service port.
     """
+    if not index.policies:
+        return  # the usual case; the loop below would look at every backendRef
     for route_node in routes:
         gateways = [parent.gateway for parent in route_node.parents]
         if not gateways:

@@ -82,6 +82,17 @@ class RuleMemo:
         """Start a build: what the previous build resolved is what may be reused."""
         self._previous, self._current = self._current, {}
 
+    def carry_over(self) -> None:
+        """Start a patch (graph/incremental.py): only some routes are resolved, and the
+        entries of all the others stay for the next build."""
+        self._previous, self._current = self._current, dict(self._current)
+
+    def forget(self, obj: TopLevelObject) -> None:
+        """Drop the entry of a route that a patch replaced or removed."""
+        found = self._current.get(id(obj))
+        if found is not None and found.obj is obj:
+            del self._current[id(obj)]
+
     def resolve_rules(
         self,
         node: RouteNode,

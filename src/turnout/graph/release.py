@@ -16,6 +16,14 @@ from __future__ import annotations
 from turnout.graph.model import Graph
 
 
+def release_replaced(previous: Graph, current: Graph) -> None:
+    """Release ``previous`` once ``current`` replaced it, unless ``current`` is a patch
+    of it (graph/incremental.py): then they share their Gateway and listener nodes,
+    and the route nodes the patch replaced have no cycle left through a listener."""
+    if previous.gateways is not current.gateways:
+        release(previous)
+
+
 def release(graph: Graph) -> None:
     """Empty the containers that close cycles. ``graph`` must not be read afterwards."""
     for routes in (graph.routes, graph.grpc_routes):

@@ -77,11 +77,11 @@ def build_routes(
 
     ``memo`` (graph/memo.py) lets unchanged routes reuse their rule resolution."""
     http = {
-        key: _route_node(route, snapshot, gateways, listener_sets, resolver, memo)
+        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo)
         for key, route in sorted(snapshot.http_routes.items())
     }
     grpc = {
-        key: _route_node(route, snapshot, gateways, listener_sets, resolver, memo)
+        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
     every = [*http.values(), *grpc.values()]
@@ -91,7 +91,7 @@ def build_routes(
     return http, grpc
 
 
-def _route_node(
+def route_node(
     route: Route,
     snapshot: Snapshot,
     gateways: Mapping[Key, GatewayNode],
@@ -99,6 +99,8 @@ def _route_node(
     resolver: BackendResolver,
     memo: RuleMemo | None,
 ) -> RouteNode:
+    """The route's node: rules resolved, parents attached (not yet counted on listeners,
+    nor checked against routes of the other kind: see ``build_routes``)."""
     node = RouteNode(route)
     if memo is None:
         _resolve_rules(node, resolver)

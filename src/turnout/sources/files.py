@@ -23,12 +23,13 @@ EndpointSlices) changes. Invariants:
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,13 @@ MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 ObjectKey = tuple[str, str, str]
 """(kind, namespace, name); namespace "" for cluster-scoped kinds."""
+
+OrderKey = tuple[int, tuple[str, ...]]
+"""Where ``discover`` lists a file: (index of the given path, parts below it)."""
+
+# More changed paths than this in one batch: list and stat everything (a checkout, a
+# tool rewriting the directory); the per-path bookkeeping would not be cheaper.
+_INCREMENTAL_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,10 @@ class LoadResult:
     origins: dict[ObjectKey, Origin] = field(default_factory=dict)
     stale: set[ObjectKey] = field(default_factory=set)
     """Objects kept at their last good version because the current one is broken."""
+    changed: frozenset[ObjectKey] | None = None
+    """Keys whose object is not the very same (by identity) as in the previous load of
+    the same source: added, removed or modified. None: no previous load to compare with.
+    An object whose file was rewritten without changing it keeps its identity."""
 
     def statuses(self) -> dict[ObjectKey, dict[str, Any]]:
         """The `status` each object was written with (other controllers' entries)."""
@@ -338,12 +350,43 @@ class FileSource:
         self._clock = clock
         self._records: dict[ObjectKey, _Record] = {}
         self._files: dict[str, _FileCache] = {}
+        self._snapshot: Snapshot | None = None
+        # The files of the last load in load order (see _listing), and what discover()
+        # reported about the given paths themselves (a missing path).
+        self._order: list[str] | None = None
+        self._order_keys: list[OrderKey] | None = None  # computed when a file is added
+        self._discover_errors: list[LoadError] = []
+        self._last: _LastLoad | None = None
+        self._roots = [(Path(p).absolute(), str(Path(p)), Path(p).is_dir()) for p in self.paths]
 
-    def load(self) -> LoadResult:
-        files, errors = discover(self.paths)
+    def load(self, changed_paths: Collection[str | Path] | None = None) -> LoadResult:
+        """Read the manifests; with ``changed_paths`` (what a watcher reported since the
+        last load), only those files are looked at again.
+
+        Without ``changed_paths`` every file is listed and stat'ed, and read again when
+        its stat changed. With them, the listing is updated (``_listing``) and, when
+        the changed files were and stay free of problems, the last result is patched
+        (``_patch``); otherwise every file is scanned, trusting the cached reading of
+        the unchanged ones. Either way the result is what a full load would give."""
+        listing = self._listing(changed_paths) if changed_paths is not None else None
+        if listing is not None:
+            patched = self._patch(*listing)
+            if patched is not None:
+                return patched
+        forced: set[str] = set()
+        if listing is None:
+            files, errors = discover(self.paths)
+            self._order = [str(path) for path in files]
+            self._order_keys = None
+            self._discover_errors = list(errors)  # the scan appends to errors
+        else:
+            forced = listing[0]
+            errors = list(self._discover_errors)
         scan = _Scan(errors=errors, cache=self._files)
-        for path in files:
-            scan.read_file(path)
+        for name in self._order or ():
+            scan.read_file(
+                name, trusted=listing is not None and name not in forced, force=name in forced
+            )
         self._files = scan.new_cache
         records: dict[ObjectKey, _Record] = {}
         now = rfc3339(self._clock())
@@ -354,15 +397,137 @@ class FileSource:
             if key not in records and scan.keeps_last_good(key, old.origin.file):
                 records[key] = old
                 stale.add(key)
-        self._records = records
-        return LoadResult(
-            snapshot=_snapshot(records[key].obj for key in sorted(records)),
+        origins = {key: r.origin for key, r in records.items()}
+        self._last = _LastLoad(
             errors=scan.errors,
             warnings=scan.warnings,
             ignored=scan.ignored,
-            origins={key: r.origin for key, r in records.items()},
+            invalid_keys=scan.invalid_keys,
             stale=stale,
+            clean=scan.clean_files(),
+            listed=frozenset(self._order or ()),
+            origins=origins,
         )
+        return self._result(records, origins, self._last)
+
+    def _result(
+        self,
+        records: dict[ObjectKey, _Record],
+        origins: dict[ObjectKey, Origin],
+        last: _LastLoad,
+        changed: frozenset[ObjectKey] | None = None,
+    ) -> LoadResult:
+        previous, self._records = self._records, records
+        if changed is None and self._snapshot is not None:
+            changed = _changed_keys(previous, records)
+        self._snapshot = _next_snapshot(self._snapshot, previous, records, changed)
+        return LoadResult(
+            snapshot=self._snapshot,
+            errors=list(last.errors),
+            warnings=list(last.warnings),
+            ignored=list(last.ignored),
+            origins=dict(origins),
+            stale=set(last.stale),
+            changed=changed,
+        )
+
+    def _patch(self, forced: set[str], removed: set[str]) -> LoadResult | None:
+        """The last result with the objects of the ``forced`` (read again) and
+        ``removed`` files replaced, in time proportional to those files; None when the
+        full scan is needed: a file involved had or has a problem (error, warning,
+        ignored or duplicate object: their order and the duplicate rule depend on the
+        other files), or an object moved between files."""
+        last = self._last
+        if last is None or any(
+            name in last.listed and name not in last.clean for name in forced | removed
+        ):
+            return None
+        added: dict[ObjectKey, tuple[Resource, Origin]] = {}
+        scans: dict[str, _Scan] = {}
+        for name in sorted(forced):
+            scan = scans[name] = _Scan(cache=self._files)
+            scan.read_file(name, force=True)
+            if scan.unclean or scan.errors or any(key in added for key in scan.current):
+                return None
+            added.update(scan.current)
+        dropped = {key for name in forced | removed for key in last.clean.get(name, ())}
+        if any(key in self._records and key not in dropped for key in added):
+            return None  # defined elsewhere too (or kept stale): the order decides
+        if any(key in last.invalid_keys for key in dropped - added.keys()):
+            return None  # an invalid document elsewhere names it: it may be kept stale
+        records = dict(self._records)
+        origins = dict(last.origins)
+        for key in dropped - added.keys():
+            del records[key]
+            del origins[key]
+        now = rfc3339(self._clock())
+        for key, (obj, origin) in added.items():
+            records[key] = self._book(key, obj, origin, now)
+            origins[key] = origin
+        self._files = {n: f for n, f in self._files.items() if n not in forced | removed}
+        clean = {n: keys for n, keys in last.clean.items() if n not in removed}
+        for name, scan in scans.items():
+            self._files.update(scan.new_cache)
+            clean[name] = scan.file_keys[name]
+        self._last = dataclasses.replace(
+            last, clean=clean, listed=frozenset(self._order or ()), origins=origins
+        )
+        changed = (dropped - added.keys()) | {
+            key
+            for key in added
+            if (old := self._records.get(key)) is None or old.obj is not records[key].obj
+        }
+        return self._result(records, origins, self._last, frozenset(changed))
+
+    def _listing(self, changed_paths: Collection[str | Path]) -> tuple[set[str], set[str]] | None:
+        """Update the listing of the last load (``_order``) for the changed paths and
+        say which files to read again and which are gone; None when a full discovery
+        is needed.
+
+        A changed path that is a known file is read again (or dropped when it is gone);
+        a new manifest file is placed where ``discover`` would list it (a directory walk
+        sorted by name is the lexicographic order of the path parts). Anything else (a
+        directory, a path named explicitly, a file below two roots, too many paths to be
+        worth it) lists everything again, as a full load does.
+        """
+        if self._order is None or len(changed_paths) > _INCREMENTAL_LIMIT:
+            return None
+        order = list(self._order)
+        keys = None if self._order_keys is None else list(self._order_keys)
+        forced: set[str] = set()
+        removed: set[str] = set()
+        for raw in changed_paths:
+            located = _locate(self._roots, Path(raw))
+            if located is None:
+                return None
+            key, name = located
+            if name in order:
+                if os.path.isfile(name):
+                    forced.add(name)
+                elif os.path.lexists(name):
+                    return None  # a file replaced by a directory (or worse)
+                else:
+                    removed.add(name)
+                    index = order.index(name)
+                    del order[index]
+                    if keys is not None:
+                        del keys[index]
+            elif os.path.isfile(name):
+                if Path(name).suffix not in MANIFEST_SUFFIXES:
+                    continue  # discover does not list it either
+                if keys is None:
+                    keys = [_order_key(self._roots, Path(n)) for n in order]
+                index = bisect.bisect(keys, key)
+                keys.insert(index, key)
+                order.insert(index, name)
+                forced.add(name)
+            elif os.path.lexists(name):
+                return None  # a new directory: walk it
+            elif any(known.startswith(name + os.sep) for known in order):
+                return None  # a directory removed (or renamed away) with its files
+            # else: created and removed again before we looked; nothing to do
+        self._order, self._order_keys = order, keys
+        return forced, removed
 
     def _book(self, key: ObjectKey, obj: Resource, origin: Origin, now: str) -> _Record:
         """Apply the API server's bookkeeping to a freshly loaded, valid object."""
@@ -385,9 +550,28 @@ class FileSource:
             update={"uid": uid, "creation_timestamp": created, "generation": generation}
         )
         booked: Resource = obj.model_copy(update={"metadata": new_meta})
+        if old is not None and booked == old.obj:
+            # Its file was rewritten but the object is the same: keep the very same
+            # object, so that everything downstream keyed by identity is reused.
+            return _Record(old.obj, origin, fingerprint, obj)
         share_bookkeeping(new_meta)  # the copies' own sets (memory; see resources.compact)
         share_bookkeeping(booked)
         return _Record(booked, origin, fingerprint, obj)
+
+
+@dataclass(frozen=True)
+class _LastLoad:
+    """What the last load found, for ``FileSource._patch`` to start from."""
+
+    errors: list[LoadError]
+    warnings: list[LoadError]
+    ignored: list[IgnoredObject]
+    invalid_keys: set[ObjectKey]
+    stale: set[ObjectKey]
+    clean: dict[str, list[ObjectKey]]
+    """Files without any problem, with the keys of their objects."""
+    listed: frozenset[str]
+    origins: dict[ObjectKey, Origin]
 
 
 @dataclass
@@ -417,28 +601,45 @@ class _Scan:
     cache: dict[str, _FileCache] = field(default_factory=dict)
     """Files as read by the previous load; `new_cache` is this load's."""
     new_cache: dict[str, _FileCache] = field(default_factory=dict)
+    file_keys: dict[str, list[ObjectKey]] = field(default_factory=dict)
+    """The keys each file put into ``current``, in document order."""
+    unclean: set[str] = field(default_factory=set)
+    """Files with any error, warning, ignored or duplicated object (see _Clean)."""
+
+    def clean_files(self) -> dict[str, list[ObjectKey]]:
+        return {f: keys for f, keys in self.file_keys.items() if f not in self.unclean}
 
     def keeps_last_good(self, key: ObjectKey, file: str) -> bool:
         return key in self.invalid_keys or file in self.broken_files
 
-    def read_file(self, path: Path) -> None:
-        name = str(path)
-        try:
-            st = os.stat(name)
-            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            stamp = None
+    def read_file(self, name: str, *, trusted: bool = False, force: bool = False) -> None:
+        """Add the file's objects and problems.
+
+        The file is read again when its stat stamp changed; ``force``: in any case (a
+        watcher reported it: a rewrite within one mtime tick keeps size and inode).
+        ``trusted``: a watcher reported no change, so its cached reading is used without
+        a stat, when there is one."""
+        self.file_keys[name] = []
         cached = self.cache.get(name)
-        if cached is None or stamp is None or cached.stamp != stamp:
+        if trusted and cached is not None:
+            stamp: tuple[int, int, int] | None = cached.stamp
+        else:
+            try:
+                st = os.stat(name)
+                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:
+                stamp = None
+        if cached is None or stamp is None or cached.stamp != stamp or force:
             # Only changed files are read and parsed again: YAML and validation are
             # most of a reload's cost at thousands of routes.
-            docs, error = read_documents(path)
+            docs, error = read_documents(Path(name))
             cached = _FileCache(stamp, docs, error, [None] * len(docs), [None] * len(docs))
         if stamp is not None:
             self.new_cache[name] = cached
         if cached.error is not None:
             self.errors.append(cached.error)
             self.broken_files.add(cached.error.file)
+            self.unclean.add(name)
             return
         for i, doc in enumerate(cached.docs):
             origin = cached.origins[i]
@@ -449,6 +650,7 @@ class _Scan:
                 key = (result.obj.kind, result.obj.namespace, result.obj.name)
                 if key not in self.current:
                     self.current[key] = (result.obj, origin)
+                    self.file_keys[name].append(key)
                     continue
             self._add(name, doc, cached, i)
 
@@ -460,6 +662,7 @@ class _Scan:
                     LoadError(file, "a document must be an object", doc.index, doc.item)
                 )
                 self.broken_files.add(file)
+                self.unclean.add(file)
                 return
             result = cached.parsed[i] = _status_only(parse_object(doc.body))
             # Parsed once per file version: the document itself is not needed again.
@@ -477,6 +680,8 @@ class _Scan:
                 path=path,
             )
 
+        if result.ignored or result.warnings or result.obj is None:
+            self.unclean.add(file)
         if result.ignored:
             self.ignored.append(
                 IgnoredObject(
@@ -503,6 +708,7 @@ class _Scan:
         key = (obj.kind, obj.namespace, obj.name)
         if key in self.current:
             first = self.current[key][1]
+            self.unclean.update((file, first.file))
             self.errors.append(
                 problem(f"duplicate object: already defined in {first.file}#{first.document}")
             )
@@ -511,6 +717,7 @@ class _Scan:
         if not result.warnings:
             cached.origins[i] = origin  # the next load of this file takes the fast path
         self.current[key] = (obj, origin)
+        self.file_keys[file].append(key)
 
 
 def _status_only(result: ParseResult) -> ParseResult:
@@ -526,6 +733,99 @@ def _key_of(result: ParseResult) -> ObjectKey | None:
     if result.kind in CLUSTER_SCOPED_KINDS:
         return (result.kind, "", result.name)
     return (result.kind, result.namespace, result.name)
+
+
+# --- incremental loads ----------------------------------------------------------------
+
+Root = tuple[Path, str, bool]
+"""A given path: (absolute, as given and normalised, is a directory)."""
+
+
+def _order_key(roots: Sequence[Root], path: Path) -> OrderKey:
+    """``path``'s place in discover()'s order (it lists the given paths in turn)."""
+    absolute = path.absolute()
+    for index, (root, _, is_dir) in enumerate(roots):
+        if absolute == root:
+            return (index, ())
+        if is_dir and root in absolute.parents:
+            return (index, absolute.relative_to(root).parts)
+    return (len(roots), absolute.parts)
+
+
+def _locate(roots: Sequence[Root], path: Path) -> tuple[OrderKey, str] | None:
+    """The load-order key and file name of a reported absolute ``path``, when it lies
+    below exactly one given directory and not in a dot-named one; else None."""
+    path = path.absolute()
+    found: list[tuple[OrderKey, str]] = []
+    for index, (absolute, given, is_dir) in enumerate(roots):
+        if path == absolute:
+            return None  # a given path itself: rediscover (it may have appeared)
+        if not is_dir or absolute not in path.parents:
+            continue
+        parts = path.relative_to(absolute).parts
+        if any(part.startswith(".") for part in parts):
+            return None  # discover skips these; the watcher should not report them
+        found.append(((index, parts), str(Path(given).joinpath(*parts))))
+    return found[0] if len(found) == 1 else None
+
+
+def _changed_keys(
+    previous: Mapping[ObjectKey, _Record], records: Mapping[ObjectKey, _Record]
+) -> frozenset[ObjectKey]:
+    changed = {
+        key
+        for key, record in records.items()
+        if (old := previous.get(key)) is None or old.obj is not record.obj
+    }
+    changed.update(key for key in previous if key not in records)
+    return frozenset(changed)
+
+
+_SNAPSHOT_FIELDS = {
+    "GatewayClass": "gateway_classes",
+    "Namespace": "namespaces",
+    "Gateway": "gateways",
+    "HTTPRoute": "http_routes",
+    "GRPCRoute": "grpc_routes",
+    "ListenerSet": "listener_sets",
+    "TCPRoute": "tcp_routes",
+    "TLSRoute": "tls_routes",
+    "UDPRoute": "udp_routes",
+    "ReferenceGrant": "reference_grants",
+    "Service": "services",
+    "EndpointSlice": "endpoint_slices",
+    "Secret": "secrets",
+    "BackendTLSPolicy": "backend_tls_policies",
+    "ConfigMap": "config_maps",
+}
+
+
+_CLUSTER_SCOPED_FIELDS = frozenset({"GatewayClass", "Namespace"})  # keyed by name alone
+
+
+def _next_snapshot(
+    snapshot: Snapshot | None,
+    previous: Mapping[ObjectKey, _Record],
+    records: Mapping[ObjectKey, _Record],
+    changed: frozenset[ObjectKey] | None,
+) -> Snapshot:
+    """The Snapshot of ``records``: the previous one with the changed objects replaced
+    when no key came or went (the dicts keep their order), else built afresh in key
+    order. Never mutates the previous Snapshot (others may still read it)."""
+    if (
+        snapshot is None
+        or changed is None
+        or any(key not in previous or key not in records for key in changed)
+    ):
+        return _snapshot(records[key].obj for key in sorted(records))
+    replaced: dict[str, dict[Any, Resource]] = {}
+    for key in changed:
+        field_name = _SNAPSHOT_FIELDS[key[0]]
+        if field_name not in replaced:
+            replaced[field_name] = dict(getattr(snapshot, field_name))
+        obj = records[key].obj
+        replaced[field_name][key[2] if key[0] in _CLUSTER_SCOPED_FIELDS else key[1:]] = obj
+    return dataclasses.replace(snapshot, **replaced)  # type: ignore[arg-type]
 
 
 def _snapshot(objects: Iterable[Resource]) -> Snapshot:

@@ -1,0 +1,148 @@
+"""Patching the last Graph when only HTTPRoutes changed.
+
+Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
+of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
+and attaches every route again. When the source says which objects changed
+(``LoadResult.changed``) and all of them are HTTPRoutes, the previous Graph is patched:
+only the changed routes are rebuilt (rules, backends, parents), and what depends on them
+outside themselves is updated:
+
+* the listeners they attach to: ``attachedRoutes`` and ``ListenerNode.routes`` (kept in
+  route key order, as a build appends them);
+* the clusters: exactly those some route's backends or mirrors resolved to.
+
+Everything else of a Graph is a function of objects that did not change (Gateways and
+their listeners never depend on routes). What this does not follow precisely takes the
+full build: any other kind changed; GRPCRoutes present (an HTTPRoute and a GRPCRoute
+may not share a hostname on a listener, GEP-1016, which couples routes); a
+BackendTLSPolicy present (its ancestors are the Gateways of every route using its
+port); a TCP/TLS/UDPRoute with several rules (their other rules' backends still make
+clusters); different Gateway addresses or controller name. The result equals
+``graph.build`` of the new Snapshot (tests/graph/test_incremental_graph.py checks it on
+random edit sequences).
+
+The previous Graph is **consumed**: its Gateway and listener nodes are reused and
+updated in place, so it must not be read (nor released) afterwards.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Collection, Iterable, Iterator, Mapping
+
+from turnout.graph.backends import BackendResolver
+from turnout.graph.memo import RuleMemo
+from turnout.graph.model import Graph, Key, ListenerNode, RouteNode
+from turnout.graph.routes import route_node
+from turnout.sources.snapshot import Snapshot
+
+ObjectKey = tuple[str, str, str]
+
+
+@dataclasses.dataclass
+class Basis:
+    """What the last full build or patch started from; kept by the caller."""
+
+    graph: Graph
+    snapshot: Snapshot
+    resolver: BackendResolver
+    addresses: Mapping[Key, str | None]
+    unusable_addresses: Mapping[Key, tuple[str, ...]]
+
+
+def patchable(
+    basis: Basis | None,
+    snapshot: Snapshot,
+    changed: Collection[ObjectKey] | None,
+    *,
+    controller_name: str,
+    addresses: Mapping[Key, str | None],
+    unusable_addresses: Mapping[Key, tuple[str, ...]],
+) -> bool:
+    """Can ``patch`` compute the Graph of ``snapshot`` from ``basis``?"""
+    return (
+        basis is not None
+        and changed is not None
+        and all(kind == "HTTPRoute" for kind, _, _ in changed)
+        and basis.graph.controller_name == controller_name
+        and dict(basis.addresses) == dict(addresses)
+        and dict(basis.unusable_addresses) == dict(unusable_addresses)
+        and not snapshot.grpc_routes
+        and not snapshot.backend_tls_policies
+        and all(len(node.obj.spec.rules) <= 1 for node in basis.graph.l4_routes.values())
+    )
+
+
+def patch(
+    basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
+) -> Graph:
+    """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes."""
+    graph, resolver = basis.graph, basis.resolver
+    # The previous Graph holds the resolver's dicts: never add to those.
+    resolver.clusters = dict(resolver.clusters)
+    resolver.cluster_protocols = dict(resolver.cluster_protocols)
+    resolver.cluster_ports = dict(resolver.cluster_ports)
+    if memo is not None:
+        memo.carry_over()
+    routes = dict(graph.routes)
+    added = False
+    for _, namespace, name in sorted(changed):
+        key = (namespace, name)
+        old = routes.pop(key, None)
+        if old is not None:
+            _detach(old)
+            if memo is not None:
+                memo.forget(old.obj)
+        route = snapshot.http_routes.get(key)
+        if route is not None:
+            node = route_node(route, snapshot, graph.gateways, graph.listener_sets, resolver, memo)
+            _attach(node)
+            routes[key] = node
+            added = added or old is None
+    if added:
+        routes = dict(sorted(routes.items()))
+    used = set(_cluster_names(graph, routes.values()))
+    clusters = {name: resolver.clusters[name] for name in used}
+    protocols = {n: p for n, p in resolver.cluster_protocols.items() if n in used}
+    resolver.clusters, resolver.cluster_protocols = dict(clusters), dict(protocols)
+    basis.snapshot = snapshot
+    basis.graph = dataclasses.replace(
+        graph, routes=routes, clusters=clusters, cluster_protocols=protocols
+    )
+    return basis.graph
+
+
+def _listeners(node: RouteNode) -> Iterator[tuple[ListenerNode, list[str]]]:
+    """Each listener the route counts on, once (as routes._count_attached counts)."""
+    seen: set[int] = set()
+    for parent in node.parents:
+        for listener, hosts in parent.listeners:
+            if id(listener) not in seen:
+                seen.add(id(listener))
+                yield listener, hosts
+
+
+def _detach(node: RouteNode) -> None:
+    for listener, _ in _listeners(node):
+        listener.attached_routes -= 1
+        listener.routes = [entry for entry in listener.routes if entry[0] is not node]
+
+
+def _attach(node: RouteNode) -> None:
+    for listener, hosts in _listeners(node):
+        listener.attached_routes += 1
+        bisect.insort(listener.routes, (node, hosts), key=lambda entry: entry[0].key)
+
+
+def _cluster_names(graph: Graph, routes: Iterable[RouteNode]) -> Iterator[str]:
+    """Every cluster a route resolved to: what the resolver added during a build."""
+    for node in routes:
+        for rule in node.rules:
+            for backend in rule.backends:
+                if backend.cluster is not None:
+                    yield backend.cluster
+            for mirrors in (rule.mirror_clusters, *rule.backend_mirror_clusters):
+                yield from (m for m in mirrors if m is not None)
+    for l4 in graph.l4_routes.values():
+        yield from (b.cluster for b in l4.backends if b.cluster is not None)
