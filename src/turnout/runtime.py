@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import signal
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,12 +341,17 @@ class Standalone:
         return {gw.name: gw.address for gw in self._config.gateways}
 
     async def start(self) -> None:
+        # The watcher before the first load: a file changed while (or just after) the
+        # first configuration loads is then reported and reloaded, never lost between
+        # the load and the start of the watch. The task's first step sets up the
+        # watches (watchfiles does that synchronously before its first await).
+        self._tasks.append(asyncio.create_task(self._watch()))
+        await asyncio.sleep(0)
         if self.workers is not None:
             await self.workers.start()
         await self.reload()
         end_pause_for_start()  # cli.run paused garbage collection for the start-up
         self._admin = await start_admin(self.options.admin_host, self.options.admin_port, self)
-        self._tasks.append(asyncio.create_task(self._watch()))
 
     async def stop(self) -> None:
         """Stop watching, drain the data plane (up to drain_timeout), close the admin API."""
@@ -394,6 +400,7 @@ class Standalone:
         # Readiness stays True once a configuration is served: a reload keeps serving the
         # last one until every worker serves the next, so it is no reason to be unready.
         async with self._reload_lock, collector_paused():
+            started = time.perf_counter()
             try:
                 loaded, built, config = self.pipeline.compile(changed_paths)
             except Exception:  # a bug must not take the gateway down: keep serving
@@ -401,7 +408,9 @@ class Standalone:
                 return
             self._log_problems(loaded)
             self._errors = [str(e) for e in loaded.errors]
+            compiled = time.perf_counter()
             results = await self._apply(config)
+            applied = time.perf_counter()
             errors = {name: err for name, err in results.items() if err}
             for name, err in errors.items():
                 log.error("listener %s: %s", name, err)
@@ -412,6 +421,13 @@ class Standalone:
                 release_replaced(previous[1], built)  # freed now, not by a full collection
             self._config = config
             self._ready = True
+            log.debug(
+                "reload of %s: compiled in %.1f ms, served after %.1f ms, status %.1f ms",
+                "everything" if changed_paths is None else f"{len(changed_paths)} paths",
+                (compiled - started) * 1000,
+                (applied - compiled) * 1000,
+                (time.perf_counter() - applied) * 1000,
+            )
             log.info(
                 "configuration %d applied: %d gateways, %d routes",
                 config.version,

@@ -184,7 +184,7 @@ class Tree:
         for ns in NAMESPACES:
             for i, name in enumerate(SERVICES):
                 write(self.root / f"svc-{ns}-{name}.yaml", service(ns, name, f"10.0.0.{i}", 80))
-        for i in range(6):
+        for _ in range(6):
             self.add_route()
 
     def add_route(self) -> set[Path]:
