@@ -41,6 +41,7 @@ import uvloop
 
 from turnout import ir
 from turnout.dataplane.limits import Limits
+from turnout.util.collector import collector_paused
 
 if TYPE_CHECKING:
     from turnout.dataplane.server import DataPlane
@@ -146,8 +147,12 @@ class Worker:
             from turnout.dataplane.server import DataPlane
 
             self.dataplane = DataPlane()
-        config = ir.from_msgpack(message.config)
-        results = await self.dataplane.apply(config)
+        # No cyclic garbage collection while a configuration is decoded and compiled:
+        # at thousands of routes that allocates enough to start full collections of
+        # the whole heap, which delayed serving a one-route change by 100-300 ms.
+        with collector_paused():
+            config = ir.from_msgpack(message.config)
+            results = await self.dataplane.apply(config)
         self.writer.write(encode(Applied(message.version, results)))
         await self.writer.drain()
 
