@@ -84,7 +84,7 @@ def test_no_worker_answered_means_nothing_is_served() -> None:
 async def test_a_restarted_worker_that_serves_less_changes_the_results() -> None:
     changed: list[dict[str, str | None]] = []
     workers = WorkerSet(2, on_results_changed=changed.append)
-    workers._current = Apply(5, b"")
+    workers._config = config((), version=5)
     workers.results = {"default/gw/a": None, "default/gw/b": None}
     _answered(workers, {"default/gw/a": None, "default/gw/b": None})
     restarted = workers.workers[0]

@@ -10,7 +10,10 @@ The control channel is a stream socket (one end of a socketpair, inherited as a 
 descriptor) carrying frames: a 4-byte big-endian length, then a msgpack message
 (:class:`Init`, :class:`Apply` from the control plane; :class:`Applied` back). The
 first message is ``Init`` (limits, drain timeout, log level); then each ``Apply``
-carries a configuration version and its IR as msgpack, and is answered by ``Applied``
+carries a configuration version and its IR as msgpack, or each ``ApplyDelta`` what
+changed since the configuration the worker applied last (:mod:`turnout.ir.delta`; a
+delta against another configuration is a control channel failure: the worker drains
+and is restarted with the whole configuration), and is answered by ``Applied``
 with the same version and the per-listener results of :meth:`DataPlane.apply`
 (None when served, else why not).
 
@@ -41,6 +44,7 @@ import uvloop
 
 from turnout import ir
 from turnout.dataplane.limits import Limits
+from turnout.ir.delta import ConfigDelta, patch
 from turnout.util.collector import collector_paused
 
 if TYPE_CHECKING:
@@ -65,12 +69,19 @@ class Apply(msgspec.Struct, tag=True):
     config: bytes  # ir.to_msgpack
 
 
+class ApplyDelta(msgspec.Struct, tag=True):
+    """A configuration as what changed since the one the worker applied last."""
+
+    version: int
+    delta: ConfigDelta
+
+
 class Applied(msgspec.Struct, tag=True):
     version: int
     results: dict[str, str | None]  # listener name -> None (serving) or why not
 
 
-Message = Init | Apply | Applied
+Message = Init | Apply | ApplyDelta | Applied
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
 
@@ -100,6 +111,7 @@ class Worker:
         self.reader = reader
         self.writer = writer
         self.dataplane: DataPlane | None = None
+        self.config: ir.Config | None = None  # the last one applied: deltas build on it
         self.drain_timeout = 5.0
         self.stop = asyncio.Event()
 
@@ -128,7 +140,7 @@ class Worker:
                     break
                 if isinstance(message, Init):
                     self._init(message)
-                elif isinstance(message, Apply):
+                elif isinstance(message, Apply | ApplyDelta):
                     await self._apply(message)
         except (OSError, ValueError, msgspec.DecodeError):
             log.exception("worker %d: control channel failed; draining", os.getpid())
@@ -142,7 +154,7 @@ class Worker:
 
         self.dataplane = DataPlane(message.limits)
 
-    async def _apply(self, message: Apply) -> None:
+    async def _apply(self, message: Apply | ApplyDelta) -> None:
         if self.dataplane is None:
             from turnout.dataplane.server import DataPlane
 
@@ -151,8 +163,14 @@ class Worker:
         # at thousands of routes that allocates enough to start full collections of
         # the whole heap, which delayed serving a one-route change by 100-300 ms.
         with collector_paused():
-            config = ir.from_msgpack(message.config)
+            if isinstance(message, ApplyDelta):
+                if self.config is None:
+                    raise ValueError(f"configuration {message.version}: a delta, and no base")
+                config = patch(self.config, message.delta)  # ValueError: not our base
+            else:
+                config = ir.from_msgpack(message.config)
             results = await self.dataplane.apply(config)
+            self.config = config
         self.writer.write(encode(Applied(message.version, results)))
         await self.writer.drain()
 

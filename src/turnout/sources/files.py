@@ -23,7 +23,6 @@ EndpointSlices) changes. Invariants:
 from __future__ import annotations
 
 import base64
-import bisect
 import dataclasses
 import datetime as dt
 import json
@@ -59,19 +58,13 @@ from turnout.resources import (
 )
 from turnout.resources.compact import share_bookkeeping
 from turnout.sources import yamldata
+from turnout.sources.incremental import Listing, patched_snapshot
 from turnout.sources.snapshot import Snapshot
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 ObjectKey = tuple[str, str, str]
 """(kind, namespace, name); namespace "" for cluster-scoped kinds."""
-
-OrderKey = tuple[int, tuple[str, ...]]
-"""Where ``discover`` lists a file: (index of the given path, parts below it)."""
-
-# More changed paths than this in one batch: list and stat everything (a checkout, a
-# tool rewriting the directory); the per-path bookkeeping would not be cheaper.
-_INCREMENTAL_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -351,13 +344,11 @@ class FileSource:
         self._records: dict[ObjectKey, _Record] = {}
         self._files: dict[str, _FileCache] = {}
         self._snapshot: Snapshot | None = None
-        # The files of the last load in load order (see _listing), and what discover()
-        # reported about the given paths themselves (a missing path).
-        self._order: list[str] | None = None
-        self._order_keys: list[OrderKey] | None = None  # computed when a file is added
+        # The files of the last load in load order, and what discover() reported about
+        # the given paths themselves (a missing path).
+        self._listing = Listing(self.paths)
         self._discover_errors: list[LoadError] = []
         self._last: _LastLoad | None = None
-        self._roots = [(Path(p).absolute(), str(Path(p)), Path(p).is_dir()) for p in self.paths]
 
     def load(self, changed_paths: Collection[str | Path] | None = None) -> LoadResult:
         """Read the manifests; with ``changed_paths`` (what a watcher reported since the
@@ -368,7 +359,9 @@ class FileSource:
         the changed files were and stay free of problems, the last result is patched
         (``_patch``); otherwise every file is scanned, trusting the cached reading of
         the unchanged ones. Either way the result is what a full load would give."""
-        listing = self._listing(changed_paths) if changed_paths is not None else None
+        listing = None
+        if changed_paths is not None and self._listing.names is not None:
+            listing = self._listing.update(changed_paths, MANIFEST_SUFFIXES)
         if listing is not None:
             patched = self._patch(*listing)
             if patched is not None:
@@ -376,14 +369,13 @@ class FileSource:
         forced: set[str] = set()
         if listing is None:
             files, errors = discover(self.paths)
-            self._order = [str(path) for path in files]
-            self._order_keys = None
+            self._listing.reset([str(path) for path in files])
             self._discover_errors = list(errors)  # the scan appends to errors
         else:
             forced = listing[0]
             errors = list(self._discover_errors)
         scan = _Scan(errors=errors, cache=self._files)
-        for name in self._order or ():
+        for name in self._listing.names or ():
             scan.read_file(
                 name, trusted=listing is not None and name not in forced, force=name in forced
             )
@@ -405,7 +397,7 @@ class FileSource:
             invalid_keys=scan.invalid_keys,
             stale=stale,
             clean=scan.clean_files(),
-            listed=frozenset(self._order or ()),
+            listed=frozenset(self._listing.names or ()),
             origins=origins,
         )
         return self._result(records, origins, self._last)
@@ -420,7 +412,13 @@ class FileSource:
         previous, self._records = self._records, records
         if changed is None and self._snapshot is not None:
             changed = _changed_keys(previous, records)
-        self._snapshot = _next_snapshot(self._snapshot, previous, records, changed)
+        snapshot = None
+        if self._snapshot is not None and changed is not None:
+            objects = {key: r.obj if (r := records.get(key)) else None for key in changed}
+            snapshot = patched_snapshot(self._snapshot, objects)
+        if snapshot is None:
+            snapshot = _snapshot(records[key].obj for key in sorted(records))
+        self._snapshot = snapshot
         return LoadResult(
             snapshot=self._snapshot,
             errors=list(last.errors),
@@ -470,7 +468,7 @@ class FileSource:
             self._files.update(scan.new_cache)
             clean[name] = scan.file_keys[name]
         self._last = dataclasses.replace(
-            last, clean=clean, listed=frozenset(self._order or ()), origins=origins
+            last, clean=clean, listed=frozenset(self._listing.names or ()), origins=origins
         )
         changed = (dropped - added.keys()) | {
             key
@@ -478,56 +476,6 @@ class FileSource:
             if (old := self._records.get(key)) is None or old.obj is not records[key].obj
         }
         return self._result(records, origins, self._last, frozenset(changed))
-
-    def _listing(self, changed_paths: Collection[str | Path]) -> tuple[set[str], set[str]] | None:
-        """Update the listing of the last load (``_order``) for the changed paths and
-        say which files to read again and which are gone; None when a full discovery
-        is needed.
-
-        A changed path that is a known file is read again (or dropped when it is gone);
-        a new manifest file is placed where ``discover`` would list it (a directory walk
-        sorted by name is the lexicographic order of the path parts). Anything else (a
-        directory, a path named explicitly, a file below two roots, too many paths to be
-        worth it) lists everything again, as a full load does.
-        """
-        if self._order is None or len(changed_paths) > _INCREMENTAL_LIMIT:
-            return None
-        order = list(self._order)
-        keys = None if self._order_keys is None else list(self._order_keys)
-        forced: set[str] = set()
-        removed: set[str] = set()
-        for raw in changed_paths:
-            located = _locate(self._roots, Path(raw))
-            if located is None:
-                return None
-            key, name = located
-            if name in order:
-                if os.path.isfile(name):
-                    forced.add(name)
-                elif os.path.lexists(name):
-                    return None  # a file replaced by a directory (or worse)
-                else:
-                    removed.add(name)
-                    index = order.index(name)
-                    del order[index]
-                    if keys is not None:
-                        del keys[index]
-            elif os.path.isfile(name):
-                if Path(name).suffix not in MANIFEST_SUFFIXES:
-                    continue  # discover does not list it either
-                if keys is None:
-                    keys = [_order_key(self._roots, Path(n)) for n in order]
-                index = bisect.bisect(keys, key)
-                keys.insert(index, key)
-                order.insert(index, name)
-                forced.add(name)
-            elif os.path.lexists(name):
-                return None  # a new directory: walk it
-            elif any(known.startswith(name + os.sep) for known in order):
-                return None  # a directory removed (or renamed away) with its files
-            # else: created and removed again before we looked; nothing to do
-        self._order, self._order_keys = order, keys
-        return forced, removed
 
     def _book(self, key: ObjectKey, obj: Resource, origin: Origin, now: str) -> _Record:
         """Apply the API server's bookkeeping to a freshly loaded, valid object."""
@@ -735,40 +683,6 @@ def _key_of(result: ParseResult) -> ObjectKey | None:
     return (result.kind, result.namespace, result.name)
 
 
-# --- incremental loads ----------------------------------------------------------------
-
-Root = tuple[Path, str, bool]
-"""A given path: (absolute, as given and normalised, is a directory)."""
-
-
-def _order_key(roots: Sequence[Root], path: Path) -> OrderKey:
-    """``path``'s place in discover()'s order (it lists the given paths in turn)."""
-    absolute = path.absolute()
-    for index, (root, _, is_dir) in enumerate(roots):
-        if absolute == root:
-            return (index, ())
-        if is_dir and root in absolute.parents:
-            return (index, absolute.relative_to(root).parts)
-    return (len(roots), absolute.parts)
-
-
-def _locate(roots: Sequence[Root], path: Path) -> tuple[OrderKey, str] | None:
-    """The load-order key and file name of a reported absolute ``path``, when it lies
-    below exactly one given directory and not in a dot-named one; else None."""
-    path = path.absolute()
-    found: list[tuple[OrderKey, str]] = []
-    for index, (absolute, given, is_dir) in enumerate(roots):
-        if path == absolute:
-            return None  # a given path itself: rediscover (it may have appeared)
-        if not is_dir or absolute not in path.parents:
-            continue
-        parts = path.relative_to(absolute).parts
-        if any(part.startswith(".") for part in parts):
-            return None  # discover skips these; the watcher should not report them
-        found.append(((index, parts), str(Path(given).joinpath(*parts))))
-    return found[0] if len(found) == 1 else None
-
-
 def _changed_keys(
     previous: Mapping[ObjectKey, _Record], records: Mapping[ObjectKey, _Record]
 ) -> frozenset[ObjectKey]:
@@ -779,53 +693,6 @@ def _changed_keys(
     }
     changed.update(key for key in previous if key not in records)
     return frozenset(changed)
-
-
-_SNAPSHOT_FIELDS = {
-    "GatewayClass": "gateway_classes",
-    "Namespace": "namespaces",
-    "Gateway": "gateways",
-    "HTTPRoute": "http_routes",
-    "GRPCRoute": "grpc_routes",
-    "ListenerSet": "listener_sets",
-    "TCPRoute": "tcp_routes",
-    "TLSRoute": "tls_routes",
-    "UDPRoute": "udp_routes",
-    "ReferenceGrant": "reference_grants",
-    "Service": "services",
-    "EndpointSlice": "endpoint_slices",
-    "Secret": "secrets",
-    "BackendTLSPolicy": "backend_tls_policies",
-    "ConfigMap": "config_maps",
-}
-
-
-_CLUSTER_SCOPED_FIELDS = frozenset({"GatewayClass", "Namespace"})  # keyed by name alone
-
-
-def _next_snapshot(
-    snapshot: Snapshot | None,
-    previous: Mapping[ObjectKey, _Record],
-    records: Mapping[ObjectKey, _Record],
-    changed: frozenset[ObjectKey] | None,
-) -> Snapshot:
-    """The Snapshot of ``records``: the previous one with the changed objects replaced
-    when no key came or went (the dicts keep their order), else built afresh in key
-    order. Never mutates the previous Snapshot (others may still read it)."""
-    if (
-        snapshot is None
-        or changed is None
-        or any(key not in previous or key not in records for key in changed)
-    ):
-        return _snapshot(records[key].obj for key in sorted(records))
-    replaced: dict[str, dict[Any, Resource]] = {}
-    for key in changed:
-        field_name = _SNAPSHOT_FIELDS[key[0]]
-        if field_name not in replaced:
-            replaced[field_name] = dict(getattr(snapshot, field_name))
-        obj = records[key].obj
-        replaced[field_name][key[2] if key[0] in _CLUSTER_SCOPED_FIELDS else key[1:]] = obj
-    return dataclasses.replace(snapshot, **replaced)  # type: ignore[arg-type]
 
 
 def _snapshot(objects: Iterable[Resource]) -> Snapshot:
