@@ -1,8 +1,9 @@
 """Watch manifest paths and yield batches of changed files.
 
-Place in the pipeline: **sources** -> Snapshot -> graph. The watcher only says *that*
-something changed; the caller reloads with ``FileSource.load()`` (which looks at every
-file and parses again only the ones whose stat changed: always consistent).
+Place in the pipeline: **sources** -> Snapshot -> graph. The watcher says which paths
+changed; the caller reloads with ``FileSource.load(changed_paths)``, which reads only
+those (and lists everything again for what it cannot place: a directory, say). A path
+filtered out here is never reloaded, so the filter errs towards reporting.
 """
 
 from __future__ import annotations
