@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from turnout.graph.backends import BackendResolver
@@ -49,6 +50,8 @@ class Basis:
     resolver: BackendResolver
     addresses: Mapping[Key, str | None]
     unusable_addresses: Mapping[Key, tuple[str, ...]]
+    # How many routes resolved to each cluster; counted at the first patch.
+    cluster_refs: Counter[str] | None = None
 
 
 def patchable(
@@ -79,33 +82,47 @@ def patch(
 ) -> Graph:
     """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes."""
     graph, resolver = basis.graph, basis.resolver
-    # The previous Graph holds the resolver's dicts: never add to those.
-    resolver.clusters = dict(resolver.clusters)
-    resolver.cluster_protocols = dict(resolver.cluster_protocols)
-    resolver.cluster_ports = dict(resolver.cluster_ports)
+    if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
+        resolver.clusters = dict(resolver.clusters)
+        resolver.cluster_protocols = dict(resolver.cluster_protocols)
+        resolver.cluster_ports = dict(resolver.cluster_ports)
     if memo is not None:
         memo.carry_over()
+    refs = basis.cluster_refs
+    if refs is None:
+        refs = basis.cluster_refs = Counter(_cluster_names(graph, graph.routes.values()))
     routes = dict(graph.routes)
+    touched: list[str] = []
     added = False
     for _, namespace, name in sorted(changed):
         key = (namespace, name)
         old = routes.pop(key, None)
         if old is not None:
             _detach(old)
+            touched.extend(_route_clusters(old))
+            refs.subtract(_route_clusters(old))
             if memo is not None:
                 memo.forget(old.obj)
         route = snapshot.http_routes.get(key)
         if route is not None:
             node = route_node(route, snapshot, graph.gateways, graph.listener_sets, resolver, memo)
             _attach(node)
+            touched.extend(_route_clusters(node))
+            refs.update(_route_clusters(node))
             routes[key] = node
             added = added or old is None
     if added:
         routes = dict(sorted(routes.items()))
-    used = set(_cluster_names(graph, routes.values()))
-    clusters = {name: resolver.clusters[name] for name in used}
-    protocols = {n: p for n, p in resolver.cluster_protocols.items() if n in used}
-    resolver.clusters, resolver.cluster_protocols = dict(clusters), dict(protocols)
+    clusters, protocols = dict(graph.clusters), dict(graph.cluster_protocols)
+    for name in touched:  # every cluster name whose count changed
+        if refs[name] <= 0:
+            del refs[name]
+            clusters.pop(name, None)
+            protocols.pop(name, None)
+        else:
+            clusters[name] = resolver.clusters[name]
+            if name in resolver.cluster_protocols:
+                protocols[name] = resolver.cluster_protocols[name]
     basis.snapshot = snapshot
     basis.graph = dataclasses.replace(
         graph, routes=routes, clusters=clusters, cluster_protocols=protocols
@@ -138,11 +155,16 @@ def _attach(node: RouteNode) -> None:
 def _cluster_names(graph: Graph, routes: Iterable[RouteNode]) -> Iterator[str]:
     """Every cluster a route resolved to: what the resolver added during a build."""
     for node in routes:
-        for rule in node.rules:
-            for backend in rule.backends:
-                if backend.cluster is not None:
-                    yield backend.cluster
-            for mirrors in (rule.mirror_clusters, *rule.backend_mirror_clusters):
-                yield from (m for m in mirrors if m is not None)
+        yield from _route_clusters(node)
     for l4 in graph.l4_routes.values():
         yield from (b.cluster for b in l4.backends if b.cluster is not None)
+
+
+def _route_clusters(node: RouteNode) -> Iterator[str]:
+    """The clusters the route's backends and mirrors resolved to (with repeats)."""
+    for rule in node.rules:
+        for backend in rule.backends:
+            if backend.cluster is not None:
+                yield backend.cluster
+        for mirrors in (rule.mirror_clusters, *rule.backend_mirror_clusters):
+            yield from (m for m in mirrors if m is not None)

@@ -68,17 +68,17 @@ def build(
     """The IR of ``graph``. ``cache`` (kept by the caller across builds) lets unchanged
     routes and virtual hosts reuse last build's work; the IR is the same without it.
     ``session_key`` (a secret drawn by the caller) is passed through to the data plane."""
-    clusters = {
-        name: ir.Cluster(
-            name,
-            tuple(ir.Endpoint(a, p) for a, p in endpoints),
-            protocol=_cluster_protocol(graph.cluster_protocols.get(name)),
-            tls=_upstream_tls(graph.cluster_tls.get(name)),
-        )
-        for name, endpoints in sorted(graph.clusters.items())
-    }
     memo = cache if cache is not None else BuildCache()
     memo.begin()
+    clusters = {}
+    for name, endpoints in sorted(graph.clusters.items()):
+        protocol = graph.cluster_protocols.get(name)
+        tls = graph.cluster_tls.get(name)
+        clusters[name] = memo.cluster(
+            name,
+            (endpoints, protocol, tls),
+            functools.partial(_cluster, name, endpoints, protocol, tls),
+        )
     gateways = [
         _gateway(gateway, port_offset, memo)
         for gateway in graph.gateways.values()
@@ -86,6 +86,20 @@ def build(
     ]
     return ir.Config(
         version=version, gateways=tuple(gateways), clusters=clusters, session_key=session_key
+    )
+
+
+def _cluster(
+    name: str,
+    endpoints: list[tuple[str, int]],
+    protocol: str | None,
+    tls: UpstreamTLSSettings | None,
+) -> ir.Cluster:
+    return ir.Cluster(
+        name,
+        tuple(ir.Endpoint(a, p) for a, p in endpoints),
+        protocol=_cluster_protocol(protocol),
+        tls=_upstream_tls(tls),
     )
 
 
@@ -139,12 +153,14 @@ def _listener(
 ) -> ir.Listener:
     groups: dict[str, list[RouteRules]] = defaultdict(list)
     for route, route_hostnames in listener.routes:
-        entry = memo.route_rules(
-            route.obj,
-            route.rules,
-            functools.partial(_route_rules, route),
-            functools.partial(_hostname_rank, route.obj.spec.hostnames),
-        )
+        entry = memo.kept_rules(route.obj, route.rules)
+        if entry is None:
+            entry = memo.new_rules(
+                route.obj,
+                route.rules,
+                _route_rules(route),
+                functools.partial(_hostname_rank, route.obj.spec.hostnames),
+            )
         for hostname in route_hostnames:
             groups[hostname].append(entry)
     ordered = {

@@ -12,7 +12,9 @@ was computed from:
   value: they change when a Service, ReferenceGrant or EndpointSlice does);
 * a listener hostname's rules in precedence order: the route entries that contribute
   to it, in order (by identity);
-* a VirtualHost: the ordered groups it is made of (by identity).
+* a VirtualHost: the ordered groups it is made of (by identity);
+* a Cluster: its endpoints, protocol and TLS settings (by value); the same object also
+  lets the IR sent to workers say "unchanged" cheaply (ir/delta.py).
 
 Entries not used by a build are dropped at the next one, so the cache holds at most
 two builds' worth. Without a cache ``ir.build`` computes the same IR from scratch.
@@ -78,6 +80,12 @@ class _Group:
 
 
 @dataclass(eq=False)
+class _Cluster:
+    inputs: tuple[object, ...]
+    cluster: ir.Cluster
+
+
+@dataclass(eq=False)
 class _Host:
     parts: tuple[tuple[ir.HTTPRouteRule, ...], ...]
     vhost: ir.VirtualHost
@@ -90,30 +98,50 @@ class BuildCache:
         self._routes: _Generations[int, RouteRules] = _Generations()
         self._groups: _Generations[tuple[str, str], _Group] = _Generations()
         self._hosts: _Generations[tuple[str, str], _Host] = _Generations()
+        self._clusters: _Generations[str, _Cluster] = _Generations()
 
     def begin(self) -> None:
         """Start a build: what the previous build used is what may be reused."""
         self._routes.begin()
         self._groups.begin()
         self._hosts.begin()
+        self._clusters.begin()
 
-    def route_rules(
+    def cluster(
         self,
-        obj: TopLevelObject,
-        resolved: list[ResolvedRule],
-        compile_rules: Callable[[], list[KeyedRule]],
-        rank_of: RankOf,
-    ) -> RouteRules:
-        """The route's keyed rules; ``compile_rules`` and ``rank_of`` may only read
-        ``obj`` and ``resolved`` (that is what the entry is checked against)."""
+        name: str,
+        inputs: tuple[object, ...],
+        make: Callable[[], ir.Cluster],
+    ) -> ir.Cluster:
+        """``make()``, or the same Cluster as last time when ``inputs`` (everything
+        ``make`` reads) are equal."""
+        found = self._clusters.get(name)
+        if found is None or found.inputs != inputs:
+            found = _Cluster(inputs, make())
+        return self._clusters.put(name, found).cluster
+
+    def kept_rules(self, obj: TopLevelObject, resolved: list[ResolvedRule]) -> RouteRules | None:
+        """The route's keyed rules of the last build, if they were compiled from this
+        very ``obj`` and equal ``resolved`` rules; else None (then ``new_rules``)."""
         key = id(obj)
         found = self._routes.current.get(key)  # a route on several listeners
         if found is None:
             found = self._routes.get(key)
             if found is None or found.obj is not obj or found.resolved != resolved:
-                found = RouteRules(obj, list(resolved), compile_rules(), rank_of)
+                return None
             self._routes.put(key, found)
         return found
+
+    def new_rules(
+        self,
+        obj: TopLevelObject,
+        resolved: list[ResolvedRule],
+        keyed: list[KeyedRule],
+        rank_of: RankOf,
+    ) -> RouteRules:
+        """Keep the route's rules as compiled now; ``keyed`` and ``rank_of`` may only
+        depend on ``obj`` and ``resolved`` (that is what ``kept_rules`` checks)."""
+        return self._routes.put(id(obj), RouteRules(obj, list(resolved), keyed, rank_of))
 
     def sorted_group(
         self,
