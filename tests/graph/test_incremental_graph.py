@@ -326,18 +326,24 @@ def test_only_the_changed_route_is_resolved_again(tmp_path: Path) -> None:
     assert unchanged and all(second.routes[key] is first.routes[key] for key in unchanged)
 
 
-def test_a_service_change_rebuilds_everything(tmp_path: Path) -> None:
-    """Not tracked per route (yet): the full build, which sees the new endpoints."""
+def test_new_endpoints_patch_and_a_service_change_rebuilds(tmp_path: Path) -> None:
+    """An EndpointSlice change only refreshes its Service's clusters; a Service change
+    is not tracked per route (yet): the full build."""
     tree = Tree(tmp_path, random.Random(3))
     tree.setup()
     write(tmp_path / "to-s0.yaml", tcp_route("t", "s0"))
     pipeline = new_pipeline(tmp_path)
     _, first, _ = pipeline.compile()
     path = tmp_path / "svc-default-s0.yaml"
-    write(path, service("default", "s0", "10.9.9.9", 80))
-    _, second, config = pipeline.compile({path.absolute()})
-    assert second.gateways is not first.gateways
+    write(path, service("default", "s0", "10.9.9.9", 80))  # the EndpointSlice only
+    loaded, second, config = pipeline.compile({path.absolute()})
+    assert loaded.changed == {("EndpointSlice", "default", "s0-1")}
+    assert second.gateways is first.gateways  # patched
     assert config.clusters["default/s0:80"].endpoints[0].address == "10.9.9.9"
+    write(path, service("default", "s0", "10.9.9.9", 81))  # the Service's port
+    _, third, config = pipeline.compile({path.absolute()})
+    assert third.gateways is not second.gateways
+    assert "default/s0:80" not in config.clusters
 
 
 def test_graph_update_without_changes_known_builds(tmp_path: Path) -> None:

@@ -80,6 +80,29 @@ class BackendResolver:
         # Clusters reached with TLS (a BackendTLSPolicy targets their port).
         self.cluster_tls: dict[str, UpstreamTLSSettings] = {}
 
+    def refresh_endpoints(
+        self, snapshot: Snapshot, services: set[tuple[str, str]]
+    ) -> dict[str, list[tuple[str, int]]]:
+        """Take the EndpointSlices of ``services`` from ``snapshot`` (only theirs changed
+        since this resolver's Snapshot) and recompute the endpoints of the clusters of
+        those services it resolved; returns the refreshed clusters (graph/incremental)."""
+        self._snapshot = snapshot
+        for key in services:
+            self._slices.pop(key, None)
+        for (namespace, _), endpoint_slice in sorted(snapshot.endpoint_slices.items()):
+            service = endpoint_slice.service_name
+            if service and (namespace, service) in services:
+                self._slices[(namespace, service)].append(endpoint_slice)
+        refreshed = {}
+        for cluster in self.clusters:
+            # "ns/svc:port", or with the /h2c or /h2 suffix of its protocol.
+            port = self.cluster_ports.get(
+                cluster.rsplit("/", 1)[0] if cluster.count("/") > 1 else cluster
+            )
+            if port is not None and (port[0], port[1]) in services:
+                refreshed[cluster] = self.clusters[cluster] = self._endpoints(*port)
+        return refreshed
+
     def grant_allows(
         self, *, from_group: str, from_kind: str, from_namespace: str, target: BackendTarget
     ) -> bool:

@@ -1,15 +1,17 @@
-"""Patching the last Graph when only HTTPRoutes changed.
+"""Patching the last Graph when only HTTPRoutes and EndpointSlices changed.
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
 of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
 and attaches every route again. When the source says which objects changed
-(``LoadResult.changed``) and all of them are HTTPRoutes, the previous Graph is patched:
-only the changed routes are rebuilt (rules, backends, parents), and what depends on them
-outside themselves is updated:
+(``LoadResult.changed``) and all of them are HTTPRoutes or EndpointSlices, the previous
+Graph is patched: only the changed routes are rebuilt (rules, backends, parents), and
+what depends on them outside themselves is updated:
 
 * the listeners they attach to: ``attachedRoutes`` and ``ListenerNode.routes`` (kept in
   route key order, as a build appends them);
-* the clusters: exactly those some route's backends or mirrors resolved to.
+* the clusters: exactly those some route's backends or mirrors resolve to (counted per
+  cluster), with the endpoints of Services whose EndpointSlices changed recomputed (a
+  backendRef resolves to the same cluster whatever its endpoints).
 
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
@@ -40,6 +42,10 @@ from turnout.sources.snapshot import Snapshot
 
 ObjectKey = tuple[str, str, str]
 
+# HTTPRoutes: their nodes are rebuilt. EndpointSlices: only the endpoints of clusters
+# depend on them (a backendRef resolves the same whatever the endpoints).
+_PATCHED_KINDS = frozenset({"HTTPRoute", "EndpointSlice"})
+
 
 @dataclasses.dataclass
 class Basis:
@@ -67,7 +73,7 @@ def patchable(
     return (
         basis is not None
         and changed is not None
-        and all(kind == "HTTPRoute" for kind, _, _ in changed)
+        and all(kind in _PATCHED_KINDS for kind, _, _ in changed)
         and basis.graph.controller_name == controller_name
         and dict(basis.addresses) == dict(addresses)
         and dict(basis.unusable_addresses) == dict(unusable_addresses)
@@ -80,7 +86,8 @@ def patchable(
 def patch(
     basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
 ) -> Graph:
-    """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes."""
+    """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes
+    and EndpointSlices."""
     graph, resolver = basis.graph, basis.resolver
     if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
         resolver.clusters = dict(resolver.clusters)
@@ -94,7 +101,9 @@ def patch(
     routes = dict(graph.routes)
     touched: list[str] = []
     added = False
-    for _, namespace, name in sorted(changed):
+    for kind, namespace, name in sorted(changed):
+        if kind != "HTTPRoute":
+            continue
         key = (namespace, name)
         old = routes.pop(key, None)
         if old is not None:
@@ -123,6 +132,13 @@ def patch(
             clusters[name] = resolver.clusters[name]
             if name in resolver.cluster_protocols:
                 protocols[name] = resolver.cluster_protocols[name]
+    services = _services_of_slices(basis.snapshot, snapshot, changed)
+    if services:
+        clusters.update(
+            (name, endpoints)
+            for name, endpoints in resolver.refresh_endpoints(snapshot, services).items()
+            if name in clusters
+        )
     basis.snapshot = snapshot
     basis.graph = dataclasses.replace(
         graph, routes=routes, clusters=clusters, cluster_protocols=protocols
@@ -168,3 +184,18 @@ def _route_clusters(node: RouteNode) -> Iterator[str]:
                 yield backend.cluster
         for mirrors in (rule.mirror_clusters, *rule.backend_mirror_clusters):
             yield from (m for m in mirrors if m is not None)
+
+
+def _services_of_slices(
+    old: Snapshot, new: Snapshot, changed: Collection[ObjectKey]
+) -> set[tuple[str, str]]:
+    """The Services whose EndpointSlices changed (before or after the change)."""
+    services = set()
+    for kind, namespace, name in changed:
+        if kind != "EndpointSlice":
+            continue
+        for snapshot in (old, new):
+            endpoint_slice = snapshot.endpoint_slices.get((namespace, name))
+            if endpoint_slice is not None and endpoint_slice.service_name:
+                services.add((namespace, endpoint_slice.service_name))
+    return services
