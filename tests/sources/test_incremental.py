@@ -130,6 +130,7 @@ def test_directories_renames_and_broken_files_as_a_full_load_sees_them(
     source.load()
     reference.load()
     deep = tmp_path / "sub" / "deep"
+    conf, outside = tmp_path / "conf.d", tmp_path.parent / f"{tmp_path.name}-conf.d"
 
     def remove_deep() -> None:
         for path in deep.iterdir():
@@ -149,6 +150,9 @@ def test_directories_renames_and_broken_files_as_a_full_load_sees_them(
         # Broken: the last good version stays (stale), and the error names the file.
         (lambda: _write(tmp_path / "z.yaml", "kind: [broken"), {tmp_path / "z.yaml"}, {"a"}),
         (lambda: _write(tmp_path / "z.yaml", _route("a", 82)), {tmp_path / "z.yaml"}, {"a"}),
+        (lambda: _write(conf / "c.yaml", _route("c", 80)), {conf}, {"a", "c"}),
+        # Moved out of the tree: one event, for the directory.
+        (lambda: os.replace(conf, outside), {conf}, {"a"}),
     ]
     for edit, reported, names in steps:
         edit()

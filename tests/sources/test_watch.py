@@ -76,3 +76,14 @@ async def test_watching_a_single_file(tmp_path: Path) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await toucher
     assert {p.name for p in seen[0]} == {"one.yaml"}
+
+
+def test_a_gone_path_is_reported_whatever_its_name(tmp_path: Path) -> None:
+    """A directory moved out of the tree is one event for the directory itself."""
+    from turnout.sources.watch import _may_hold_manifests
+
+    assert _may_hold_manifests(tmp_path / "conf.d")  # gone: it may have been a directory
+    (tmp_path / "turnout.log").write_text("x")
+    assert not _may_hold_manifests(tmp_path / "turnout.log")  # a file written here
+    (tmp_path / "conf.d").mkdir()
+    assert _may_hold_manifests(tmp_path / "conf.d")

@@ -4,7 +4,8 @@ Place in the pipeline: **sources** -> Snapshot -> graph -> (status, IR) -> data 
 A source turns manifests into validated models (``turnout.resources``), keeps the
 API-server-like bookkeeping (generation, creationTimestamp, uid) and hands the graph a
 read-only ``Snapshot``. ``yamldata`` is the files source's one-pass YAML reader for
-plain manifests.
+plain manifests; ``incremental`` places the paths a watcher reported, so that a reload
+looks only at those.
 """
 
 from turnout.sources.files import (

@@ -37,28 +37,17 @@ import yaml
 
 from turnout.resources import (
     CLUSTER_SCOPED_KINDS,
-    BackendTLSPolicy,
     ConfigMap,
     EndpointSlice,
-    Gateway,
-    GatewayClass,
-    GRPCRoute,
-    HTTPRoute,
-    ListenerSet,
     Namespace,
     ParseResult,
-    ReferenceGrant,
     Resource,
     Secret,
-    Service,
-    TCPRoute,
-    TLSRoute,
-    UDPRoute,
     parse_object,
 )
 from turnout.resources.compact import share_bookkeeping
 from turnout.sources import yamldata
-from turnout.sources.incremental import Listing, patched_snapshot
+from turnout.sources.incremental import Listing, patched_snapshot, snapshot_of
 from turnout.sources.snapshot import Snapshot
 
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -417,7 +406,7 @@ class FileSource:
             objects = {key: r.obj if (r := records.get(key)) else None for key in changed}
             snapshot = patched_snapshot(self._snapshot, objects)
         if snapshot is None:
-            snapshot = _snapshot(records[key].obj for key in sorted(records))
+            snapshot = snapshot_of(records[key].obj for key in sorted(records))
         self._snapshot = snapshot
         return LoadResult(
             snapshot=self._snapshot,
@@ -693,42 +682,6 @@ def _changed_keys(
     }
     changed.update(key for key in previous if key not in records)
     return frozenset(changed)
-
-
-def _snapshot(objects: Iterable[Resource]) -> Snapshot:
-    snap = Snapshot()
-    for obj in objects:
-        if isinstance(obj, GatewayClass):
-            snap.gateway_classes[obj.name] = obj
-        elif isinstance(obj, Namespace):
-            snap.namespaces[obj.name] = obj
-        elif isinstance(obj, Gateway):
-            snap.gateways[obj.key] = obj
-        elif isinstance(obj, HTTPRoute):
-            snap.http_routes[obj.key] = obj
-        elif isinstance(obj, GRPCRoute):
-            snap.grpc_routes[obj.key] = obj
-        elif isinstance(obj, ListenerSet):
-            snap.listener_sets[obj.key] = obj
-        elif isinstance(obj, TCPRoute):
-            snap.tcp_routes[obj.key] = obj
-        elif isinstance(obj, TLSRoute):
-            snap.tls_routes[obj.key] = obj
-        elif isinstance(obj, UDPRoute):
-            snap.udp_routes[obj.key] = obj
-        elif isinstance(obj, ReferenceGrant):
-            snap.reference_grants[obj.key] = obj
-        elif isinstance(obj, Service):
-            snap.services[obj.key] = obj
-        elif isinstance(obj, EndpointSlice):
-            snap.endpoint_slices[obj.key] = obj
-        elif isinstance(obj, Secret):
-            snap.secrets[obj.key] = obj
-        elif isinstance(obj, BackendTLSPolicy):
-            snap.backend_tls_policies[obj.key] = obj
-        else:
-            snap.config_maps[obj.key] = obj
-    return snap
 
 
 def load_paths(

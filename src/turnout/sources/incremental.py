@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,15 @@ SNAPSHOT_FIELDS = {
 
 
 CLUSTER_SCOPED_KINDS = frozenset({"GatewayClass", "Namespace"})  # keyed by name alone
+
+
+def snapshot_of(objects: Iterable[Resource]) -> Snapshot:
+    """A Snapshot of ``objects``, each kind's dict in the order given."""
+    snapshot = Snapshot()
+    for obj in objects:
+        entries: dict[Any, Resource] = getattr(snapshot, SNAPSHOT_FIELDS[obj.kind])
+        entries[obj.metadata.name if obj.kind in CLUSTER_SCOPED_KINDS else obj.key] = obj
+    return snapshot
 
 
 def patched_snapshot(

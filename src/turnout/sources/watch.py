@@ -39,11 +39,11 @@ def _may_hold_manifests(path: Path) -> bool:
     Only manifest files (by suffix, as the loader picks them) and directories. A log
     file or an editor's scratch file in the watched directory must not cause a reload:
     a process that logs into the directory it watches would otherwise reload forever.
-    A path that is gone and has no suffix may have been a directory.
+    A path that is gone may have been a directory, whatever its name (``conf.d`` moved
+    out of the tree is one event, for the directory): reported, since the loader only
+    looks again at what is reported.
     """
-    if path.suffix in MANIFEST_SUFFIXES or path.is_dir():
-        return True
-    return not path.exists() and path.suffix == ""
+    return path.suffix in MANIFEST_SUFFIXES or path.is_dir() or not path.exists()
 
 
 async def watch_paths(
