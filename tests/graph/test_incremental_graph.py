@@ -50,13 +50,14 @@ NAMESPACES = ["default", "apps"]
 SERVICES = ["s0", "s1", "s2"]
 
 
-def service(namespace: str, name: str, address: str, port: int) -> str:
+def service(namespace: str, name: str, address: str, port: int, app_protocol: str = "") -> str:
+    extra = f", appProtocol: {app_protocol}" if app_protocol else ""
     return f"""\
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}}}
 spec:
-  ports: [{{name: http, port: {port}}}]
+  ports: [{{name: http, port: {port}{extra}}}]
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -287,7 +288,9 @@ class Tree:
             path.unlink()
         else:
             address = f"10.1.{self.rng.randrange(4)}.1"
-            write(path, service(ns, name, address, self.rng.choice([80, 80, 81])))
+            port = self.rng.choice([80, 80, 81])
+            app_protocol = self.rng.choice(["", "", "kubernetes.io/h2c"])
+            write(path, service(ns, name, address, port, app_protocol))
         return {path}
 
 
@@ -326,23 +329,33 @@ def test_only_the_changed_route_is_resolved_again(tmp_path: Path) -> None:
     assert unchanged and all(second.routes[key] is first.routes[key] for key in unchanged)
 
 
-def test_new_endpoints_patch_and_a_service_change_rebuilds(tmp_path: Path) -> None:
+def test_endpoint_and_service_changes_patch_unless_an_l4_route_uses_the_service(
+    tmp_path: Path,
+) -> None:
     """An EndpointSlice change only refreshes its Service's clusters; a Service change
-    is not tracked per route (yet): the full build."""
+    re-resolves the HTTPRoutes that use it; a Service that a TCPRoute uses is not
+    tracked (yet): the full build."""
     tree = Tree(tmp_path, random.Random(3))
     tree.setup()
+    write(tmp_path / "web.yaml", http_route(random.Random(1), "default", "web"))
+    write(tmp_path / "web.yaml", (tmp_path / "web.yaml").read_text().replace("missing", "s1"))
     write(tmp_path / "to-s0.yaml", tcp_route("t", "s0"))
     pipeline = new_pipeline(tmp_path)
     _, first, _ = pipeline.compile()
-    path = tmp_path / "svc-default-s0.yaml"
-    write(path, service("default", "s0", "10.9.9.9", 80))  # the EndpointSlice only
-    loaded, second, config = pipeline.compile({path.absolute()})
+    s0, s1 = tmp_path / "svc-default-s0.yaml", tmp_path / "svc-default-s1.yaml"
+    write(s0, service("default", "s0", "10.9.9.9", 80))  # the EndpointSlice only
+    loaded, second, config = pipeline.compile({s0.absolute()})
     assert loaded.changed == {("EndpointSlice", "default", "s0-1")}
     assert second.gateways is first.gateways  # patched
     assert config.clusters["default/s0:80"].endpoints[0].address == "10.9.9.9"
-    write(path, service("default", "s0", "10.9.9.9", 81))  # the Service's port
-    _, third, config = pipeline.compile({path.absolute()})
-    assert third.gateways is not second.gateways
+    write(s1, service("default", "s1", "10.0.0.1", 81))  # a Service's port
+    loaded, third, config = pipeline.compile({s1.absolute()})
+    assert loaded.changed == {("Service", "default", "s1")}
+    assert third.gateways is second.gateways  # patched: no TCPRoute uses s1
+    assert "default/s1:80" not in config.clusters
+    write(s0, service("default", "s0", "10.9.9.9", 81))  # the TCPRoute's Service
+    _, fourth, config = pipeline.compile({s0.absolute()})
+    assert fourth.gateways is not third.gateways
     assert "default/s0:80" not in config.clusters
 
 
@@ -357,3 +370,27 @@ def test_graph_update_without_changes_known_builds(tmp_path: Path) -> None:
         addresses={("default", "gw"): "127.0.0.1"},
     )
     assert basis.graph is built and basis.snapshot is loaded.snapshot
+
+
+def test_a_service_protocol_change_is_patched_like_a_rebuild(tmp_path: Path) -> None:
+    """appProtocol h2c -> none keeps the cluster's name and changes its protocol."""
+    tree = Tree(tmp_path, random.Random(4))
+    tree.setup()
+    s1 = tmp_path / "svc-default-s1.yaml"
+    write(s1, service("default", "s1", "10.0.0.1", 80, "kubernetes.io/h2c"))
+    route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+    route += "metadata: {name: web, namespace: default}\n"
+    route += "spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: s1, port: 80}]}]}\n"
+    write(tmp_path / "web.yaml", route)
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    outcome(incremental, None, fresh=False)
+    outcome(reference, None, fresh=True)
+    for app_protocol in ("", "kubernetes.io/h2c", ""):
+        write(s1, service("default", "s1", "10.0.0.1", 80, app_protocol))
+        before = incremental.graph_basis
+        got = outcome(incremental, {s1.absolute()}, fresh=False)
+        assert got == outcome(reference, None, fresh=True)
+        assert before is not None and incremental.graph_basis is not None
+        assert incremental.graph_basis.graph.gateways is before.graph.gateways  # patched
+        protocol = incremental.graph_basis.graph.cluster_protocols.get("default/s1:80")
+        assert protocol == ("h2c" if app_protocol else None)

@@ -80,6 +80,24 @@ class BackendResolver:
         # Clusters reached with TLS (a BackendTLSPolicy targets their port).
         self.cluster_tls: dict[str, UpstreamTLSSettings] = {}
 
+    def forget_services(self, snapshot: Snapshot, services: set[tuple[str, str]]) -> None:
+        """Read Services from ``snapshot`` from now on, and drop what was resolved for
+        ``services`` (they changed): the routes using them are resolved again."""
+        self._snapshot = snapshot
+        for cluster in [name for name in self.clusters if self._service_of(name) in services]:
+            del self.clusters[cluster]
+        for cluster in [n for n in self.cluster_protocols if self._service_of(n) in services]:
+            del self.cluster_protocols[cluster]
+        for base in [n for n, port in self.cluster_ports.items() if port[:2] in services]:
+            del self.cluster_ports[base]
+
+    def _service_of(self, cluster: str) -> tuple[str, str] | None:
+        # "ns/svc:port", or with the /h2c or /h2 suffix of its protocol.
+        port = self.cluster_ports.get(
+            cluster.rsplit("/", 1)[0] if cluster.count("/") > 1 else cluster
+        )
+        return None if port is None else (port[0], port[1])
+
     def refresh_endpoints(
         self, snapshot: Snapshot, services: set[tuple[str, str]]
     ) -> dict[str, list[tuple[str, int]]]:
@@ -95,11 +113,11 @@ class BackendResolver:
                 self._slices[(namespace, service)].append(endpoint_slice)
         refreshed = {}
         for cluster in self.clusters:
-            # "ns/svc:port", or with the /h2c or /h2 suffix of its protocol.
-            port = self.cluster_ports.get(
-                cluster.rsplit("/", 1)[0] if cluster.count("/") > 1 else cluster
-            )
-            if port is not None and (port[0], port[1]) in services:
+            owner = self._service_of(cluster)
+            if owner is not None and owner in services:
+                port = self.cluster_ports[
+                    cluster.rsplit("/", 1)[0] if cluster.count("/") > 1 else cluster
+                ]
                 refreshed[cluster] = self.clusters[cluster] = self._endpoints(*port)
         return refreshed
 

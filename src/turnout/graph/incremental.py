@@ -1,11 +1,12 @@
-"""Patching the last Graph when only HTTPRoutes and EndpointSlices changed.
+"""Patching the last Graph when only HTTPRoutes, Services and EndpointSlices changed.
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
 of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
 and attaches every route again. When the source says which objects changed
-(``LoadResult.changed``) and all of them are HTTPRoutes or EndpointSlices, the previous
-Graph is patched: only the changed routes are rebuilt (rules, backends, parents), and
-what depends on them outside themselves is updated:
+(``LoadResult.changed``) and all of them are HTTPRoutes, Services or EndpointSlices,
+the previous Graph is patched: only the changed routes and the routes whose backendRefs
+or mirrors name a changed Service are rebuilt (rules, backends, parents), and what
+depends on them outside themselves is updated:
 
 * the listeners they attach to: ``attachedRoutes`` and ``ListenerNode.routes`` (kept in
   route key order, as a build appends them);
@@ -15,7 +16,8 @@ what depends on them outside themselves is updated:
 
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
-full build: any other kind changed; GRPCRoutes present (an HTTPRoute and a GRPCRoute
+full build: any other kind changed; a changed Service that a TCP/TLS/UDPRoute uses;
+GRPCRoutes present (an HTTPRoute and a GRPCRoute
 may not share a hostname on a listener, GEP-1016, which couples routes); a
 BackendTLSPolicy present (its ancestors are the Gateways of every route using its
 port); a TCP/TLS/UDPRoute with several rules (their other rules' backends still make
@@ -36,15 +38,17 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from turnout.graph.backends import BackendResolver
 from turnout.graph.memo import RuleMemo
-from turnout.graph.model import Graph, Key, ListenerNode, RouteNode
+from turnout.graph.model import Graph, Key, L4Route, ListenerNode, Route, RouteNode
 from turnout.graph.routes import route_node
+from turnout.resources.meta import BackendObjectReference
 from turnout.sources.snapshot import Snapshot
 
 ObjectKey = tuple[str, str, str]
 
-# HTTPRoutes: their nodes are rebuilt. EndpointSlices: only the endpoints of clusters
-# depend on them (a backendRef resolves the same whatever the endpoints).
-_PATCHED_KINDS = frozenset({"HTTPRoute", "EndpointSlice"})
+# HTTPRoutes: their nodes are rebuilt. Services: the nodes of the HTTPRoutes referring
+# to them are rebuilt. EndpointSlices: only the endpoints of clusters depend on them (a
+# backendRef resolves the same whatever the endpoints).
+_PATCHED_KINDS = frozenset({"HTTPRoute", "EndpointSlice", "Service"})
 
 
 @dataclasses.dataclass
@@ -80,14 +84,17 @@ def patchable(
         and not snapshot.grpc_routes
         and not snapshot.backend_tls_policies
         and all(len(node.obj.spec.rules) <= 1 for node in basis.graph.l4_routes.values())
+        and not _l4_uses(
+            basis.graph, {(ns, name) for kind, ns, name in changed if kind == "Service"}
+        )
     )
 
 
 def patch(
     basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
 ) -> Graph:
-    """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes
-    and EndpointSlices."""
+    """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes,
+    Services and EndpointSlices."""
     graph, resolver = basis.graph, basis.resolver
     if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
         resolver.clusters = dict(resolver.clusters)
@@ -98,13 +105,15 @@ def patch(
     refs = basis.cluster_refs
     if refs is None:
         refs = basis.cluster_refs = Counter(_cluster_names(graph, graph.routes.values()))
+    services = {(ns, name) for kind, ns, name in changed if kind == "Service"}
+    rebuilt = {(ns, name) for kind, ns, name in changed if kind == "HTTPRoute"}
+    if services:
+        resolver.forget_services(snapshot, services)
+        rebuilt.update(key for key, node in graph.routes.items() if _uses(node.obj, services))
     routes = dict(graph.routes)
     touched: list[str] = []
     added = False
-    for kind, namespace, name in sorted(changed):
-        if kind != "HTTPRoute":
-            continue
-        key = (namespace, name)
+    for key in sorted(rebuilt):
         old = routes.pop(key, None)
         if old is not None:
             _detach(old)
@@ -132,11 +141,13 @@ def patch(
             clusters[name] = resolver.clusters[name]
             if name in resolver.cluster_protocols:
                 protocols[name] = resolver.cluster_protocols[name]
-    services = _services_of_slices(basis.snapshot, snapshot, changed)
-    if services:
+            else:
+                protocols.pop(name, None)
+    sliced = _services_of_slices(basis.snapshot, snapshot, changed)
+    if sliced:
         clusters.update(
             (name, endpoints)
-            for name, endpoints in resolver.refresh_endpoints(snapshot, services).items()
+            for name, endpoints in resolver.refresh_endpoints(snapshot, sliced).items()
             if name in clusters
         )
     basis.snapshot = snapshot
@@ -199,3 +210,23 @@ def _services_of_slices(
             if endpoint_slice is not None and endpoint_slice.service_name:
                 services.add((namespace, endpoint_slice.service_name))
     return services
+
+
+def _uses(route: Route | L4Route, services: set[tuple[str, str]]) -> bool:
+    """Does a backendRef or a mirror of ``route`` name one of ``services``?"""
+    for rule in route.spec.rules:
+        refs: list[BackendObjectReference] = list(rule.backend_refs)
+        for flt in getattr(rule, "filters", ()):
+            if flt.request_mirror is not None:
+                refs.append(flt.request_mirror.backend_ref)
+        for backend in rule.backend_refs:
+            for flt in getattr(backend, "filters", ()):
+                if flt.request_mirror is not None:
+                    refs.append(flt.request_mirror.backend_ref)
+        if any((ref.namespace or route.namespace, ref.name) in services for ref in refs):
+            return True
+    return False
+
+
+def _l4_uses(graph: Graph, services: set[tuple[str, str]]) -> bool:
+    return bool(services) and any(_uses(node.obj, services) for node in graph.l4_routes.values())
