@@ -107,3 +107,23 @@ async def test_new_endpoints_reach_traffic_under_an_unchanged_virtual_host(
     finally:
         one.close()
         two.close()
+
+
+def test_the_same_virtual_host_objects_are_kept_while_the_listener_shape_holds() -> None:
+    """The control plane and ir.delta hand over the very same objects: found by identity
+    over many configurations, and compiled again when the listener's shape changes."""
+    clusters = {name: UpstreamCluster(name, ()) for name in ("a", "b")}
+    reuse = CompiledHosts()
+    hosts = _config(80, gen="1").gateways[0].listeners[0].virtual_hosts
+
+    def same_hosts(spec_port: int) -> ir.Config:
+        return config((listener(80, hosts, spec_port=spec_port),), {"a": [], "b": []})
+
+    first = _vhosts(_compile(same_hosts(80), clusters, reuse))
+    for _ in range(3):
+        again = _vhosts(_compile(same_hosts(80), clusters, reuse))
+        assert all(again[name] is first[name] for name in first)
+    moved = _vhosts(_compile(same_hosts(8080), clusters, reuse))  # redirects use spec_port
+    assert all(moved[name] is not first[name] for name in first)
+    back = _vhosts(_compile(same_hosts(8080), clusters, reuse))
+    assert all(back[name] is moved[name] for name in moved)
