@@ -67,7 +67,7 @@ def test_redirect_without_query() -> None:
 
 
 def test_header_edit_set_add_remove_case_insensitive() -> None:
-    edit = HeaderEdit(
+    edit = HeaderEdit.compile(
         ir.HeaderModifier(
             set=(("x-set", "new"),),
             add=(("x-add", "add-appends-values"), ("x-fresh", "1")),
@@ -151,7 +151,7 @@ def test_response_hop_by_hop_removed_and_edits_applied() -> None:
         (b"Content-Length", b"0"),
         (b"Server", b"b"),
     ]
-    edits = (HeaderEdit(ir.HeaderModifier(set=(("server", "turnout"),))),)
+    edits = (HeaderEdit.compile(ir.HeaderModifier(set=(("server", "turnout"),))),)
     head = msg.ResponseHead(
         200, raw, head_request=False, http10=False, keep_alive=True, edits=edits
     )

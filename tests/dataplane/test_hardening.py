@@ -321,9 +321,9 @@ async def test_malformed_upstream_response_gives_502(name: str, bytewise: bool) 
 )
 def test_header_modifier_refuses_framing_characters(name: str, value: str) -> None:
     with pytest.raises(ValueError):
-        HeaderEdit(ir.HeaderModifier(set=((name, value),)))
+        HeaderEdit.compile(ir.HeaderModifier(set=((name, value),)))
     with pytest.raises(ValueError):
-        HeaderEdit(ir.HeaderModifier(add=((name, value),)))
+        HeaderEdit.compile(ir.HeaderModifier(add=((name, value),)))
 
 
 # --- anything goes in, a well-formed response or a close comes out -------------------------

@@ -9,73 +9,80 @@ import pytest
 
 from turnout.dataplane import mirror as mirror_mod
 from turnout.dataplane.mirror import MIRROR_BUFFER, MirrorExchange
+from turnout.dataplane.upstream import EndpointPool, UpstreamConnection, UpstreamUser
 
 
 class FakeTransport:
+    """Just enough of asyncio.Transport for an UpstreamConnection: records what is written."""
+
     def __init__(self) -> None:
         self.buffered = 0
+        self.written: list[bytes] = []
+        self.aborted = False
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
 
-
-class FakeConn:
-    """Stands in for an UpstreamConnection: records writes and how it ended."""
-
-    def __init__(self) -> None:
-        self.transport = FakeTransport()
-        self.written: list[bytes] = []
-        self.released: bool | None = None
-        self.closed = False
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
-        self.transport.buffered += len(data)
+        self.buffered += len(data)
 
-    def release(self, keep_alive: bool) -> None:
-        self.released = keep_alive
-
-    def close(self) -> None:
-        self.closed = True
+    def abort(self) -> None:
+        self.aborted = True
 
 
-class FakePool:
+class Pool:
+    """A real pool (compiled classes cannot be subclassed here) whose connector only
+    remembers who asked for a connection."""
+
     def __init__(self) -> None:
         self.users: list[Any] = []
+        self.pool = EndpointPool("192.0.2.1", 80, connector=self._remember)
+        self.idle = self.pool.idle
 
-    def acquire(self, user: Any) -> None:
+    def _remember(self, pool: EndpointPool, user: UpstreamUser) -> None:
         self.users.append(user)
 
 
-def _started(**kw: Any) -> tuple[MirrorExchange, FakePool]:
+def _connection(pool: EndpointPool) -> tuple[UpstreamConnection, FakeTransport]:
+    conn = UpstreamConnection(pool)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def _started(**kw: Any) -> tuple[MirrorExchange, Pool]:
     copy = MirrorExchange(b"POST / HTTP/1.1\r\ncontent-length: 5\r\n\r\n", **kw)
-    pool = FakePool()
-    copy.start(pool)  # type: ignore[arg-type]
+    pool = Pool()
+    copy.start(pool.pool)
     return copy, pool
 
 
 async def test_body_is_sent_after_the_head_once_attached() -> None:
     copy, pool = _started(complete=False, head_request=False)
     copy.send(b"ab")
-    conn = FakeConn()
+    conn, transport = _connection(pool.pool)
     pool.users[0].attached(conn)
     copy.send(b"cde")
     copy.finish()
-    assert b"".join(conn.written).endswith(b"\r\n\r\nabcde")
+    assert b"".join(transport.written).endswith(b"\r\n\r\nabcde")
     copy.response_head(200, [], True)
     copy.response_complete()
-    assert conn.released is True and not conn.closed
+    assert conn in pool.idle and not conn.closed
 
 
 async def test_answer_before_the_whole_body_closes_the_connection() -> None:
     copy, pool = _started(complete=False, head_request=False)
-    conn = FakeConn()
+    conn, transport = _connection(pool.pool)
     pool.users[0].attached(conn)
     copy.response_head(400, [], True)
     copy.response_complete()  # the mirror answered early: the request is half-written
-    assert conn.released is False
+    assert conn.closed and transport.aborted
     copy.send(b"more")
-    assert b"more" not in b"".join(conn.written)
+    assert b"more" not in b"".join(transport.written)
 
 
 async def test_waiting_for_a_connection_is_bounded() -> None:
@@ -83,16 +90,16 @@ async def test_waiting_for_a_connection_is_bounded() -> None:
     for _ in range(MIRROR_BUFFER // 1000 + 1):
         copy.send(b"x" * 1000)
     assert copy.done and copy.pending == []
-    conn = FakeConn()
+    conn, transport = _connection(pool.pool)
     pool.users[0].attached(conn)  # connected after it gave up: back to the pool unused
-    assert conn.written == [] and conn.released is True
+    assert transport.written == [] and conn in pool.idle
 
 
 async def test_a_slow_mirror_backend_is_dropped_not_waited_for() -> None:
     copy, pool = _started(complete=False, head_request=False)
-    conn = FakeConn()
+    conn, transport = _connection(pool.pool)
     pool.users[0].attached(conn)
-    conn.transport.buffered = MIRROR_BUFFER  # nothing drains
+    transport.buffered = MIRROR_BUFFER  # nothing drains
     copy.send(b"x")
     assert copy.done and conn.closed
 
@@ -100,7 +107,7 @@ async def test_a_slow_mirror_backend_is_dropped_not_waited_for() -> None:
 async def test_timeout_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mirror_mod, "MIRROR_TIMEOUT", 0.01)
     copy, pool = _started(complete=True, head_request=False)
-    conn = FakeConn()
+    conn, _ = _connection(pool.pool)
     pool.users[0].attached(conn)
     await asyncio.sleep(0.05)
     assert copy.done and conn.closed

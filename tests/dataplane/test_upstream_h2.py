@@ -16,8 +16,6 @@ import pytest
 
 from turnout import ir
 from turnout.dataplane import DataPlane
-from turnout.dataplane.http1 import Exchange
-from turnout.dataplane.http2 import H2Stream
 from turnout.demo.h2echo import H2EchoProtocol
 
 from .helpers import free_port, request, rule, simple_config, to
@@ -150,11 +148,3 @@ async def test_unreachable_h2c_endpoint_is_503(dataplane: DataPlane) -> None:
     await dataplane.apply(h2c_config(port, free_port()))  # nothing listens there
     response = await request(ADDR, port, "/")
     assert response.status == 503
-
-
-def test_streams_offer_what_route_request_sets_on_an_exchange() -> None:
-    """route_request is shared (duck-typed): a new Exchange slot needs a look for HTTP/2."""
-    http1_only = {"body_mode", "client_out", "http10", "response_sent", "switching", "local"}
-    missing = set(Exchange.__slots__) - set(H2Stream.__slots__) - http1_only
-    assert not missing, f"H2Stream lacks {sorted(missing)}: does route_request use them?"
-    assert isinstance(H2Stream.local, property)

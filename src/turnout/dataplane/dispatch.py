@@ -1,15 +1,15 @@
 """Routing one parsed request: a local answer (404, redirect, CORS preflight) or a target.
 
 Part of the data plane. Shared by the HTTP/1.1 front (``http1.ClientConnection``) and
-the HTTP/2 front (``http2``), which hand it an exchange (an ``http1.Exchange`` or an
-``http2.H2Stream``) and the request's parsed head; it decides what the exchange does
+the HTTP/2 front (``http2``), which hand it an exchange (a ``forwarding.Forwarding``:
+an ``http1.Exchange`` or an ``http2.H2Stream``) and the request's parsed head; it decides what the exchange does
 and starts forwarding, with mirrors, through the routing tables of ``router``.
 """
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from turnout.dataplane import messages as msg
 from turnout.dataplane.messages import RequestHeaders
@@ -18,15 +18,16 @@ from turnout.dataplane.router import RequestView, Target
 from turnout.dataplane.upstream import EndpointPool
 
 if TYPE_CHECKING:
-    from turnout.dataplane.http1 import ClientConnection, Exchange
+    from turnout.dataplane.forwarding import Forwarding
+    from turnout.dataplane.http1 import ClientConnection
 
-_CONNECT = b"CONNECT"
-_HEAD = b"HEAD"
-_OPTIONS = b"OPTIONS"
+_CONNECT: Final = b"CONNECT"
+_HEAD: Final = b"HEAD"
+_OPTIONS: Final = b"OPTIONS"
 
 
 def route_request(
-    exchange: Exchange,
+    exchange: Forwarding,
     method: bytes,
     url: bytes,
     request: msg.RequestHeaders,
@@ -84,7 +85,9 @@ def route_request(
                     request_method,
                     _header(request.kept, b"access-control-request-headers"),
                 )
-                exchange.local = msg.headers_response(204, allowed, exchange.connection_header())
+                exchange.local_answer(
+                    msg.headers_response(204, allowed, exchange.connection_header())
+                )
                 return
             edit = cors.response_edit(origin)
             if edit is not None and target.cluster is not None:
@@ -93,8 +96,8 @@ def route_request(
         exchange.local_status(target.status)
     elif target.redirect is not None:
         location = target.redirect.location(request.host, path, query if sep else None)
-        exchange.local = msg.redirect_response(
-            target.redirect.status, location, exchange.connection_header()
+        exchange.local_answer(
+            msg.redirect_response(target.redirect.status, location, exchange.connection_header())
         )
     else:
         _forward(exchange, method, url, request, target, client, pinned)
@@ -109,7 +112,7 @@ def _header(headers: list[tuple[bytes, bytes, bytes]], lname: bytes) -> bytes | 
 
 
 def _forward(
-    exchange: Exchange,
+    exchange: Forwarding,
     method: bytes,
     url: bytes,
     request: RequestHeaders,
@@ -149,7 +152,7 @@ def _forward(
         _start_mirrors(exchange, target, head)
 
 
-def _start_mirrors(exchange: Exchange, target: Target, head: bytes) -> None:
+def _start_mirrors(exchange: Forwarding, target: Target, head: bytes) -> None:
     """Copy the request to each mirror that fires; a body follows via Exchange.mirrors."""
     started: list[MirrorExchange] = []
     for mirror in target.mirrors:

@@ -9,19 +9,20 @@ the form the HTTP/1 code keeps after removing hop-by-hop headers.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from turnout import ir
 
 Header = tuple[bytes, bytes, bytes]  # (lower-case name, name as sent, value)
 
 # RFC 9110 5.1 token; 5.5 field-value: no CTL but HTAB (obs-text allowed).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 # What a filter may put into a request line or a Location: RFC 3986 path characters
 # (pchar and "/", %-escapes) and a hostname (RFC 1123, or an IP literal). No space, CR,
 # LF, NUL, "?" or "#", so configuration can never split a message or inject a header.
-_PATH = re.compile(rb"[-A-Za-z0-9/._~!$&'()*+,;=:@%]*")
-_HOSTNAME = re.compile(rb"[-A-Za-z0-9.]+|\[[0-9A-Fa-f:.]+\]")
+_PATH: Final = re.compile(rb"[-A-Za-z0-9/._~!$&'()*+,;=:@%]*")
+_HOSTNAME: Final = re.compile(rb"[-A-Za-z0-9.]+|\[[0-9A-Fa-f:.]+\]")
 
 
 def _b(text: str) -> bytes:
@@ -64,21 +65,31 @@ class HeaderEdit:
 
     __slots__ = ("add", "remove", "set")
 
-    def __init__(self, modifier: ir.HeaderModifier) -> None:
-        # Validated here, once: the loader already refuses control characters, but a CR or
-        # LF reaching the wire would let configuration inject headers or split messages.
-        self.set = tuple(_field(n, v) for n, v in modifier.set)
-        self.add = tuple(_field(n, v) for n, v in modifier.add)
-        self.remove = frozenset(_b(n.lower()) for n in modifier.remove)
+    def __init__(
+        self,
+        set_: tuple[Header, ...] = (),
+        add: tuple[Header, ...] = (),
+        remove: frozenset[bytes] = frozenset(),
+    ) -> None:
+        self.set = set_
+        self.add = add
+        self.remove = remove
+
+    @classmethod
+    def compile(cls, modifier: ir.HeaderModifier) -> HeaderEdit:
+        """The edit of a filter, validated here, once: the loader already refuses control
+        characters, but a CR or LF reaching the wire would let configuration inject headers
+        or split messages."""
+        return cls(
+            tuple(_field(n, v) for n, v in modifier.set),
+            tuple(_field(n, v) for n, v in modifier.add),
+            frozenset(_b(n.lower()) for n in modifier.remove),
+        )
 
     @classmethod
     def setting(cls, set_: list[Header], add: list[Header]) -> HeaderEdit:
         """An edit built from already-valid header triples (values taken from a request)."""
-        edit = cls.__new__(cls)
-        edit.set = tuple(set_)
-        edit.add = tuple(add)
-        edit.remove = frozenset()
-        return edit
+        return cls(tuple(set_), tuple(add))
 
     def apply(self, headers: list[Header]) -> list[Header]:
         """Return the edited header list (``headers`` may be modified in place)."""
@@ -147,7 +158,7 @@ def replace_prefix(path: bytes, prefix: bytes, replacement: bytes) -> bytes:
     return result
 
 
-_WELL_KNOWN_PORTS = {b"http": 80, b"https": 443}
+_WELL_KNOWN_PORTS: Final = {b"http": 80, b"https": 443}
 
 
 class Redirect:
@@ -207,7 +218,7 @@ class Rewrite:
 
 # --- CORS (GEP-1767) --------------------------------------------------------------------
 
-_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
 
 
 def normalize_origin(origin: bytes) -> tuple[bytes, bytes, int] | None:

@@ -9,9 +9,8 @@ attributes named below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from turnout.dataplane.limits import Limits
+from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import Target
 from turnout.dataplane.upstream import EndpointPool, UpstreamConnection
@@ -19,11 +18,6 @@ from turnout.dataplane.upstream import EndpointPool, UpstreamConnection
 
 class Forwarding:
     """Forwarding, failover and retries of one request (see turnout.dataplane.policy)."""
-
-    if not TYPE_CHECKING:
-        # No __dict__ for the exchanges (hot path). Hidden from mypy, which would check
-        # the assignments below against these empty slots instead of the subclasses'.
-        __slots__ = ()
 
     pool: EndpointPool | None
     upstream: UpstreamConnection | None
@@ -37,8 +31,26 @@ class Forwarding:
     interim: bool
     response_started: bool
     response_done: bool
+    # what route_request (turnout.dataplane.dispatch) reads and sets
+    keep_alive: bool
+    head_request: bool
+    has_body: bool
+    upgrade: bytes | None
+    mirrors: list[MirrorExchange] | None
 
     def _fail(self, status: int) -> None:
+        raise NotImplementedError
+
+    def connection_header(self) -> bytes:
+        """The Connection header of a local answer (HTTP/1.1 framing of the client side)."""
+        raise NotImplementedError
+
+    def local_status(self, status: int) -> None:
+        """Answer with ``status`` here instead of forwarding."""
+        raise NotImplementedError
+
+    def local_answer(self, response: bytes) -> None:
+        """Answer with ``response``, a whole HTTP/1.1 response (turnout.dataplane.messages)."""
         raise NotImplementedError
 
     def _limits(self) -> Limits:

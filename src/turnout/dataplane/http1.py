@@ -58,7 +58,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import httptools
 
@@ -85,23 +85,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 3.4
 
 # Reasons for not reading from the client (bits of ClientConnection._paused).
-PAUSE_UPSTREAM_FULL = 1  # the upstream transport's write buffer is full
-PAUSE_BUFFERED = 2  # too much request data waits for an upstream connection
-PAUSE_PIPELINE = 4  # too many pipelined requests queued
-PAUSE_DONE = 8  # no more requests will be read on this connection
+PAUSE_UPSTREAM_FULL: Final = 1  # the upstream transport's write buffer is full
+PAUSE_BUFFERED: Final = 2  # too much request data waits for an upstream connection
+PAUSE_PIPELINE: Final = 4  # too many pipelined requests queued
+PAUSE_DONE: Final = 8  # no more requests will be read on this connection
 
-MAX_PIPELINED = 16
+MAX_PIPELINED: Final = 16
 
 # What the connection's deadline (see turnout.dataplane.watchdog) currently times.
-_TIMING_HEAD = 0  # reading a request head: header_timeout, then 408
-_TIMING_IDLE = 1  # keep-alive, nothing in flight: idle_timeout, then close
-_TIMING_BUSY = 2  # requests in flight: no deadline (route timeouts apply)
+_TIMING_HEAD: Final = 0  # reading a request head: header_timeout, then 408
+_TIMING_IDLE: Final = 1  # keep-alive, nothing in flight: idle_timeout, then close
+_TIMING_BUSY: Final = 2  # requests in flight: no deadline (route timeouts apply)
 
-_CONNECT = b"CONNECT"
-_OPTIONS = b"OPTIONS"
+_CONNECT: Final = b"CONNECT"
+_OPTIONS: Final = b"OPTIONS"
 
 
 class ServedConnection(Protocol):
@@ -630,6 +630,9 @@ class Exchange(Forwarding):
 
     def local_status(self, status: int) -> None:
         self.local = msg.local_response(status, self.connection_header())
+
+    def local_answer(self, response: bytes) -> None:
+        self.local = response
 
     # --- lifecycle -----------------------------------------------------------------------------
 

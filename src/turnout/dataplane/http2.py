@@ -75,7 +75,7 @@ from turnout.dataplane.upstream import (
 )
 
 if TYPE_CHECKING:
-    from turnout.dataplane.http1 import ClientConnection, Exchange
+    from turnout.dataplane.http1 import ClientConnection
     from turnout.dataplane.mirror import MirrorExchange
     from turnout.dataplane.router import Target
 
@@ -176,7 +176,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.scheme = origin.scheme
         self.client_ip = origin.client_ip
         self.forwarded = origin.forwarded
-        self.lookup = origin.lookup  # TLS connections route within their SNI listener
+        self.origin = origin  # routes within its tables (TLS: the SNI's listener)
         # per connection
         self.transport: asyncio.Transport | None = None
         self.h2 = h2base.Connection(config=_CONFIG)
@@ -540,23 +540,13 @@ class H2Stream(Forwarding):
         if not method or path[:1] != b"/" or b"#" in path or request.invalid:
             self.local_status(400)
         else:
-            # Duck-typed: this stream and its connection offer what route_request uses.
-            route_request(
-                cast("Exchange", self), method, path, request, cast("ClientConnection", self.client)
-            )
+            # Routed within what the HTTP/1.1 connection it started as knew (TLS: its SNI).
+            route_request(self, method, path, request, self.client.origin)
         self.request_done = end_stream  # HEADERS with END_STREAM: no body follows
         self.start()
 
-    @property
-    def local(self) -> tuple[int, Headers, bytes] | None:
-        return self._local
-
-    @local.setter
-    def local(self, response: bytes | tuple[int, Headers, bytes] | None) -> None:
+    def local_answer(self, response: bytes) -> None:
         """route_request writes local answers as HTTP/1.1 bytes (messages.py): parse them."""
-        if response is None or isinstance(response, tuple):
-            self._local = response
-            return
         head, _, body = response.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
         fields: Headers = [(b":status", lines[0][9:12])]
@@ -582,7 +572,7 @@ class H2Stream(Forwarding):
             self._local = (status, fields, b"")
         else:
             response = msg.local_response(status, msg.CONN_KEEP)
-            self.local = response
+            self.local_answer(response)
 
     # --- lifecycle -------------------------------------------------------------------------
 

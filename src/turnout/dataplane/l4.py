@@ -35,6 +35,7 @@ from turnout.dataplane.passthrough import (
     TLSSocketState,
 )
 from turnout.dataplane.splice import Balancer, Splice, StreamConnection
+from turnout.dataplane.sslcontext import CertificateContext
 from turnout.dataplane.udp import UDPListenerProtocol, UDPSocketState, idle_timeout_from_env
 
 L4_PROTOCOLS = ("TCP", "TLS", "UDP")
@@ -100,7 +101,7 @@ class L4DataPlane:
 
     def __init__(self) -> None:
         self._bound: dict[SocketKey, _Bound] = {}
-        self._contexts: dict[tuple[str, str, str], tls.CertificateContext] = {}
+        self._contexts: dict[tuple[str, str, str], CertificateContext] = {}
         self._udp_idle_timeout = idle_timeout_from_env()
 
     async def apply(self, config: ir.Config) -> dict[str, str | None]:
@@ -141,7 +142,7 @@ class L4DataPlane:
 
     def _compile(self, config: ir.Config) -> _Compiled:
         out = _Compiled()
-        used: dict[tuple[str, str, str], tls.CertificateContext] = {}
+        used: dict[tuple[str, str, str], CertificateContext] = {}
         for gateway in config.gateways:
             for listener in gateway.listeners:
                 if listener.protocol not in L4_PROTOCOLS:
@@ -175,10 +176,10 @@ class L4DataPlane:
     def _certificates(
         self,
         listener: ir.Listener,
-        used: dict[tuple[str, str, str], tls.CertificateContext],
+        used: dict[tuple[str, str, str], CertificateContext],
         errors: dict[str, str],
     ) -> tls.TLSListener | None:
-        loaded: list[tuple[ir.TLSCertificate, tls.CertificateContext]] = []
+        loaded: list[tuple[ir.TLSCertificate, CertificateContext]] = []
         problems: list[str] = []
         for certificate in listener.tls.certificates if listener.tls is not None else ():
             cache_key = (listener.name, certificate.cert_chain, certificate.private_key)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import Final
 
 from turnout.dataplane.filters import Header, HeaderEdit
 
 # RFC 9110 7.6.1 plus the de-facto ones; Transfer-Encoding framing is redone by the proxy.
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -33,7 +34,7 @@ HOP_BY_HOP = frozenset(
 # RFC 3986 3.2.2-3.2.3 host [":" port]: the characters of a reg-name, IPv4 or IP-literal.
 # Anything else (spaces, quotes, "/", "@", obs-text) cannot name a host; RFC 9110 7.2
 # requires a 400 for an invalid Host, and it keeps such bytes out of redirect Locations.
-_HOST = re.compile(
+_HOST: Final = re.compile(
     rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=]+\]|[0-9A-Za-z\-._~%!$&'()*+,;=]+)(?::[0-9]*)?"
 )
 
@@ -44,9 +45,9 @@ def valid_host(host: bytes) -> bool:
 
 
 # Request headers the proxy handles itself rather than copying through.
-_REQUEST_SPECIAL = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto"}
+_REQUEST_SPECIAL: Final = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto"}
 
-STATUS_LINES: dict[int, bytes] = {
+STATUS_LINES: Final[dict[int, bytes]] = {
     s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode("ascii")) for s in HTTPStatus
 }
 
@@ -59,9 +60,9 @@ def status_line(status: int) -> bytes:
 
 
 # How the proxy ends a response head, by what happens to the client connection next.
-CONN_KEEP = b""  # HTTP/1.1 default
-CONN_KEEP_10 = b"connection: keep-alive\r\n"  # HTTP/1.0 client that asked for keep-alive
-CONN_CLOSE = b"connection: close\r\n"
+CONN_KEEP: Final = b""  # HTTP/1.1 default
+CONN_KEEP_10: Final = b"connection: keep-alive\r\n"  # HTTP/1.0 client that asked for keep-alive
+CONN_CLOSE: Final = b"connection: close\r\n"
 
 
 def connection_header(keep_alive: bool, http10: bool) -> bytes:
@@ -70,7 +71,7 @@ def connection_header(keep_alive: bool, http10: bool) -> bytes:
     return CONN_KEEP_10 if http10 else CONN_KEEP
 
 
-_local_cache: dict[tuple[int, bytes], bytes] = {}
+_local_cache: Final[dict[tuple[int, bytes], bytes]] = {}
 
 
 def local_response(status: int, connection: bytes) -> bytes:
@@ -232,10 +233,10 @@ def request_head(
 # --- responses --------------------------------------------------------------------------------
 
 # How the response body is written to the client.
-BODY_NONE = 0  # no body (HEAD, 1xx, 204, 304)
-BODY_LENGTH = 1  # Content-Length from upstream, bytes copied through
-BODY_CHUNKED = 2  # re-chunked by the proxy (upstream chunked or close-delimited)
-BODY_UNTIL_CLOSE = 3  # HTTP/1.0 client: body ends when the proxy closes the connection
+BODY_NONE: Final = 0  # no body (HEAD, 1xx, 204, 304)
+BODY_LENGTH: Final = 1  # Content-Length from upstream, bytes copied through
+BODY_CHUNKED: Final = 2  # re-chunked by the proxy (upstream chunked or close-delimited)
+BODY_UNTIL_CLOSE: Final = 3  # HTTP/1.0 client: body ends when the proxy closes the connection
 
 
 def response_has_body(status: int, head_request: bool) -> bool:
@@ -364,4 +365,4 @@ def chunk(data: bytes) -> tuple[bytes, bytes, bytes]:
     return (b"%x\r\n" % len(data), data, b"\r\n")
 
 
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"

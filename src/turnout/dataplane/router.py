@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 import re2
 
@@ -46,7 +46,7 @@ T = TypeVar("T")
 SocketKey = tuple[str, int]
 
 # Caches keyed on request bytes are bounded so hostile clients cannot grow them forever.
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT: Final = 4096
 
 # A compiled predicate over the routing view of one request.
 Condition = Callable[["RequestView"], bool]
@@ -379,7 +379,7 @@ class ListenerTable:
         self.virtual_hosts = virtual_hosts
 
 
-_MISS = object()
+_MISS: Final = object()
 
 
 class SocketTable:
@@ -554,8 +554,12 @@ def _compile_target(
                 continue
             mirrors.append(Mirror(mirror_cluster, min(1.0, mirror.numerator / mirror.denominator)))
     try:
-        request_edits = tuple(HeaderEdit(f.request_headers) for f in chain if f.request_headers)
-        response_edits = tuple(HeaderEdit(f.response_headers) for f in chain if f.response_headers)
+        request_edits = tuple(
+            HeaderEdit.compile(f.request_headers) for f in chain if f.request_headers
+        )
+        response_edits = tuple(
+            HeaderEdit.compile(f.response_headers) for f in chain if f.response_headers
+        )
         rewrite = tuple(Rewrite(f.rewrite) for f in chain if f.rewrite is not None)
     except ValueError as exc:  # would let a filter split or inject a header line
         errors.append(f"{rule.name}: {exc}")

@@ -64,6 +64,7 @@ from turnout.dataplane.router import (
     VirtualHostTable,
     normalize_host,
 )
+from turnout.dataplane.sslcontext import CertificateContext
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]  # h2: turnout.dataplane.http2 serves the connection
 _CACHE_LIMIT = 4096
@@ -75,12 +76,6 @@ def _always(_path: bytes) -> bool:
 
 # Answer of every request whose Host belongs to another listener than the SNI's.
 MISDIRECTED = VirtualHostTable((Rule("misdirected", _always, (), [(1, Target(status=421))]),))
-
-
-class CertificateContext(ssl.SSLContext):
-    """A server context holding one key pair, tagged with the listener it serves."""
-
-    listener: str
 
 
 def _base_settings(context: ssl.SSLContext) -> None:

@@ -20,7 +20,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 import httptools
 
@@ -31,9 +31,9 @@ from turnout.dataplane.upstream_tls import UpstreamTLS
 log = logging.getLogger(__name__)
 
 # Flow control: pause the peer once this much is queued in a transport (see http1).
-HIGH_WATER = 64 * 1024
-LOW_WATER = 16 * 1024
-CONNECT_TIMEOUT = 10.0
+HIGH_WATER: Final = 64 * 1024
+LOW_WATER: Final = 16 * 1024
+CONNECT_TIMEOUT: Final = 10.0
 
 
 class UpstreamUser(Protocol):
