@@ -7,8 +7,8 @@ from typing import Any
 
 import h2.events
 
-from tests.dataplane.test_http2_protocol import FakeUpstream, Peer
-from tests.dataplane.test_mirror import FakeConn
+from tests.dataplane.test_http2_protocol import Peer, fake_upstream
+from tests.dataplane.test_mirror import _connection
 from turnout.dataplane.router import (
     HostMap,
     ListenerTable,
@@ -56,17 +56,17 @@ async def test_mirror_gets_head_and_chunked_body() -> None:
     _grpc_call(peer, [b"\x00\x00\x00\x00\x02hi", b"\x00\x00\x00\x00\x03abc"])
     (stream,) = users
     (copy,) = copies
-    conn = FakeConn()
+    conn, transport = _connection(EndpointPool("127.0.0.2", 9))
     copy.attached(conn)
-    mirrored = b"".join(conn.written)
+    mirrored = b"".join(transport.written)
     assert mirrored.startswith(b"GET /pkg.Svc/Call HTTP/1.1\r\n")
     assert b"transfer-encoding: chunked" in mirrored.lower()
     assert mirrored.endswith(
         b"7\r\n\x00\x00\x00\x00\x02hi\r\n8\r\n\x00\x00\x00\x00\x03abc\r\n0\r\n\r\n"
     )
-    upstream = FakeUpstream()
+    upstream, sent = fake_upstream()
     stream.attached(upstream)  # the primary gets the same bytes
-    assert b"".join(upstream.data) == mirrored
+    assert b"".join(sent.written) == mirrored
     assert not peer.of(h2.events.StreamReset)
 
 
@@ -83,6 +83,7 @@ async def test_reset_stream_drops_the_mirror() -> None:
     peer.h2.reset_stream(sid)
     peer.send()
     assert copy.done  # given up: the rest of the body will never come
-    conn = FakeConn()
+    pool = EndpointPool("127.0.0.2", 9)
+    conn, transport = _connection(pool)
     copy.attached(conn)
-    assert conn.written == [] and conn.released is True
+    assert transport.written == [] and conn in pool.idle

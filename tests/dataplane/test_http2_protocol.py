@@ -28,7 +28,7 @@ from turnout.dataplane.router import (
     Target,
     VirtualHostTable,
 )
-from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
+from turnout.dataplane.upstream import EndpointPool, UpstreamCluster, UpstreamConnection
 
 
 class FakeTransport:
@@ -259,26 +259,13 @@ def test_h2c_upgrade_serves_the_request_as_stream_1() -> None:
     assert isinstance(peer.transport.protocol, H2ClientConnection)
 
 
-class FakeUpstream:
-    """What an H2Stream writes request bytes to."""
-
-    requests = 1
-    closed = False
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def pause_reading(self, paused: bool) -> None:
-        pass
-
-    def release(self, keep_alive: bool) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+def fake_upstream() -> tuple[UpstreamConnection, FakeTransport]:
+    """A real upstream connection (what an H2Stream writes request bytes to) on a transport
+    that records them."""
+    conn = UpstreamConnection(EndpointPool("127.0.0.1", 9))
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
 
 
 def _forwarding_table(users: list[Any]) -> SocketTable:
@@ -308,10 +295,10 @@ def test_request_data_is_acknowledged_only_once_written_to_an_unpaused_upstream(
         peer.h2.send_data(sid, chunk)
     peer.send()
     assert _window_updates(peer, sid) == 0  # no upstream connection yet: held back
-    upstream = FakeUpstream()
+    upstream, sent = fake_upstream()
     stream.attached(upstream)
     peer.receive()
-    written = b"".join(upstream.data)
+    written = b"".join(sent.written)
     assert written.startswith(b"GET /upload HTTP/1.1\r\nhost: a.test\r\n")
     assert written.endswith(chunk * 8)
     acknowledged = _window_updates(peer, sid)
@@ -320,7 +307,7 @@ def test_request_data_is_acknowledged_only_once_written_to_an_unpaused_upstream(
     for _ in range(8):
         peer.h2.send_data(sid, chunk)
     peer.send()
-    assert len(b"".join(upstream.data)) == len(written) + 8 * len(chunk)  # written through
+    assert len(b"".join(sent.written)) == len(written) + 8 * len(chunk)  # written through
     assert _window_updates(peer, sid) == acknowledged  # but not acknowledged
     stream.upstream_paused(False)
     peer.receive()
