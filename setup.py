@@ -1,11 +1,15 @@
-"""Build hook: compile the data plane's request path to C with mypyc.
+"""Build hook: compile the data plane to C with mypyc.
 
-Everything else about the package lives in pyproject.toml. The modules in ``COMPILED``
-run for every proxied HTTP request; compiled by mypyc (from the same type-annotated
-source, checked by mypy --strict) they cost about 40% less interpreter time per request
-than when interpreted (bench/request_path_micro.py; see bench/RESULTS.md). The source stays
-the reference: ``TURNOUT_PURE_PYTHON=1 pip install ...`` builds without compiling, and a
-machine without a C compiler falls back to pure Python with a warning.
+Everything else about the package lives in pyproject.toml. The data-plane modules run
+for every proxied request and every connection; compiled by mypyc from the same
+type-annotated source that mypy --strict checks, the request path costs about half the
+interpreter time (bench/request_path_micro.py; see bench/RESULTS.md). The source stays
+the reference (see src/turnout/dataplane/native.py):
+
+* ``TURNOUT_PURE_PYTHON=1`` at build time builds nothing (and removes what an earlier
+  editable build left beside the source); at run time it loads the source instead;
+* a machine without a C compiler, or a mypyc that cannot compile the code, falls back to
+  pure Python with a warning.
 """
 
 from __future__ import annotations
@@ -16,38 +20,34 @@ import sys
 
 from setuptools import setup
 
-COMPILED = [
-    "src/turnout/dataplane/clienthello.py",
-    "src/turnout/dataplane/dispatch.py",
-    "src/turnout/dataplane/filters.py",
-    "src/turnout/dataplane/forwarding.py",
-    "src/turnout/dataplane/h2base.py",
-    "src/turnout/dataplane/health.py",
-    "src/turnout/dataplane/http1.py",
-    "src/turnout/dataplane/http2.py",
-    "src/turnout/dataplane/l4.py",
-    "src/turnout/dataplane/limits.py",
-    "src/turnout/dataplane/messages.py",
-    "src/turnout/dataplane/mirror.py",
-    "src/turnout/dataplane/passthrough.py",
-    "src/turnout/dataplane/policy.py",
-    "src/turnout/dataplane/router.py",
-    "src/turnout/dataplane/session.py",
-    "src/turnout/dataplane/splice.py",
-    "src/turnout/dataplane/tls.py",
-    "src/turnout/dataplane/tunnel.py",
-    "src/turnout/dataplane/udp.py",
-    "src/turnout/dataplane/upstream.py",
-    "src/turnout/dataplane/upstream_h2.py",
-    "src/turnout/dataplane/upstream_tls.py",
-    "src/turnout/dataplane/watchdog.py",
-]
+DATAPLANE = "src/turnout/dataplane"
+# Interpreted on purpose: start-up and process plumbing (not per request), the switch
+# between compiled and source modules itself, and a subclass of ssl.SSLContext that mypyc
+# cannot compile.
+INTERPRETED = {
+    "__init__.py",
+    "native.py",
+    "server.py",
+    "worker.py",
+    "reuse.py",
+    "pemfile.py",
+    "sslcontext.py",
+}
+# mypy's view for compiling: the project's own config is for checking (strict, plugins that
+# a build environment need not have); compiling needs only the types, whatever is missing.
+MYPY_OPTIONS = ["--config-file=", "--ignore-missing-imports", "--follow-imports=silent"]
+
+
+def compiled_sources() -> list[str]:
+    return sorted(
+        path for path in glob.glob(f"{DATAPLANE}/*.py") if os.path.basename(path) not in INTERPRETED
+    )
 
 
 def remove_compiled() -> None:
     """Delete the modules an earlier editable build left beside the source: a pure build
     (or a failed compile) must not leave stale compiled modules shadowing the source."""
-    for pattern in ("src/turnout_native__mypyc*.so", "src/turnout/dataplane/*.so"):
+    for pattern in ("src/turnout_native__mypyc*.so", f"{DATAPLANE}/*.so"):
         for path in glob.glob(pattern):
             os.remove(path)
 
@@ -59,9 +59,13 @@ def ext_modules() -> list[object]:
     try:
         from mypyc.build import mypycify
 
-        return list(mypycify(COMPILED, opt_level="3", group_name="turnout_native"))
+        return list(
+            mypycify(
+                [*MYPY_OPTIONS, *compiled_sources()], opt_level="3", group_name="turnout_native"
+            )
+        )
     except (Exception, SystemExit) as exc:  # no compiler or mypyc: the source still works
-        print(f"warning: not compiling the request path ({exc}); pure Python", file=sys.stderr)
+        print(f"warning: not compiling the data plane ({exc}); pure Python", file=sys.stderr)
         return []
 
 

@@ -26,6 +26,7 @@ import uvloop
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph, ir
 from turnout.admin.server import start_admin
+from turnout.dataplane import native
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.features import supported_features
 from turnout.graph.memo import RuleMemo
@@ -482,11 +483,15 @@ async def _serve(options: RunOptions) -> None:
         await standalone.stop()
         raise
     log.info(
-        "turnout is serving (%s); admin API on http://%s:%d",
+        "turnout is serving (%s, %s); admin API on http://%s:%d",
         f"{options.workers} worker processes" if options.workers else "in-process data plane",
+        native.mode(),
         options.admin_host,
         options.admin_port,
     )
+    old = native.stale()
+    if old and native.mode() == "compiled":
+        log.warning("compiled data-plane modules older than their source: %s", ", ".join(old))
     await stop.wait()
     log.info("draining (up to %.1f s) and shutting down", options.drain_timeout)
     await standalone.stop()

@@ -8,11 +8,19 @@ reached through :mod:`.upstream_h2` (both built on :mod:`.h2base`). TCP, TLS and
 listeners are served by :mod:`.l4` (:mod:`.splice`, :mod:`.passthrough`,
 :mod:`.clienthello`, :mod:`.udp`). Imports only
 ``turnout.ir``, the standard library, uvloop, httptools, h2 and re2.
+
+Most modules here are compiled to C with mypyc when installed (see ``setup.py`` and
+:mod:`.native`); ``TURNOUT_PURE_PYTHON=1`` runs them from source.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from turnout.dataplane import native
+
+if native.pure_requested():  # before any other module of the package is imported
+    native.install_source_finder()
 
 if TYPE_CHECKING:
     from turnout.dataplane.server import DataPlane
