@@ -37,9 +37,11 @@ $(STAMP): pyproject.toml setup.py $(DATAPLANE_SRC)
 	    fi; \
 	fi
 	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77' wheel 'mypy>=1.10'
-	@# No build isolation: mypyc compiles with the venv's mypy (pyproject's build-system
-	@# requirements say the same for other installs).
-	$(BIN)/python -m pip install -q --no-build-isolation -e '.[dev]'
+	@# Dependencies first, then the compiled build: mypyc needs their types. No build
+	@# isolation: it compiles with the venv's mypy. A failed compile is an error here
+	@# (TURNOUT_PURE_PYTHON=1 installs without compiling).
+	TURNOUT_PURE_PYTHON=1 $(BIN)/python -m pip install -q --no-build-isolation -e '.[dev]'
+	TURNOUT_REQUIRE_COMPILED=1 $(BIN)/python -m pip install -q --no-build-isolation --no-deps -e .
 	@touch $(STAMP)
 
 run: install

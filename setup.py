@@ -9,7 +9,9 @@ the reference (see src/turnout/dataplane/native.py):
 * ``TURNOUT_PURE_PYTHON=1`` at build time builds nothing (and removes what an earlier
   editable build left beside the source); at run time it loads the source instead;
 * a machine without a C compiler, or a mypyc that cannot compile the code, falls back to
-  pure Python with a warning.
+  pure Python with a warning (an error with ``TURNOUT_REQUIRE_COMPILED=1``, as ``make
+  install`` sets). mypyc needs the dependencies' types: h2 is in the build requirements
+  of pyproject.toml for that reason.
 """
 
 from __future__ import annotations
@@ -65,7 +67,15 @@ def ext_modules() -> list[object]:
             )
         )
     except (Exception, SystemExit) as exc:  # no compiler or mypyc: the source still works
-        print(f"warning: not compiling the data plane ({exc}); pure Python", file=sys.stderr)
+        if os.environ.get("TURNOUT_REQUIRE_COMPILED", "") not in ("", "0"):
+            raise SystemExit(
+                "error: mypyc could not compile the data plane (see above); "
+                "TURNOUT_PURE_PYTHON=1 installs the pure-Python data plane"
+            ) from exc
+        print(
+            "warning: not compiling the data plane (mypyc failed, see above); pure Python",
+            file=sys.stderr,
+        )
         return []
 
 

@@ -71,7 +71,7 @@ class MemoryTransport:
 def setup(routes: int, tmp: Path) -> tuple[ClientConnection, UpstreamConnection, bytes]:
     """A client connection on the compiled table and the one idle upstream connection."""
     config = ir.from_msgpack(run.compile_routes(tmp / f"routes-{routes}", routes, 9, 8))
-    clusters, _ = DataPlane()._clusters(config)
+    clusters, _ = DataPlane()._clusters(config.clusters)
     table = compile_routes(config, clusters)
     (socket_table,) = table.sockets.values()
     target = manifests.target(routes - 1, routes)

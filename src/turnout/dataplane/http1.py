@@ -340,7 +340,9 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400)  # RFC 9112 3.2: an HTTP/1.1 request must have a Host
         if request.invalid:
             raise _Reject(400)
-        if url[:1] != b"/" or b"#" in url:
+        # find, not `in`: bytes.__contains__ first tries the operand as an integer and
+        # builds a TypeError message on the way (a tenth of this callback's cost).
+        if url[:1] != b"/" or url.find(b"#") != -1:
             url = _request_target(url, parser.get_method(), request)
         if (
             request.upgrade

@@ -537,7 +537,7 @@ class H2Stream(Forwarding):
             raw.append((b"transfer-encoding", b"chunked"))  # the body is framed upstream
         request = msg.RequestHeaders(raw)
         # RFC 9113 8.3.1: :path is origin-form ("*" only for OPTIONS, not routed here).
-        if not method or path[:1] != b"/" or b"#" in path or request.invalid:
+        if not method or path[:1] != b"/" or path.find(b"#") != -1 or request.invalid:
             self.local_status(400)
         else:
             # Routed within what the HTTP/1.1 connection it started as knew (TLS: its SNI).
