@@ -431,8 +431,12 @@ def demo(
 
 @cli.command()
 def version() -> None:
-    """Print turnout's version."""
-    click.echo(f"turnout {__version__} (Python {platform.python_version()})")
+    """Print turnout's version, and whether its data plane is compiled."""
+    from turnout.dataplane import native
+
+    click.echo(
+        f"turnout {__version__} (Python {platform.python_version()}; data plane {native.mode()})"
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------

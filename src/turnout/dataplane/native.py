@@ -59,22 +59,12 @@ def install_source_finder() -> None:
         sys.meta_path.insert(0, SourceFinder())
 
 
-def compiled_modules() -> list[Path]:
-    """The compiled modules present beside the source (whether used or not)."""
-    return sorted(
-        path
-        for path in HERE.glob("*.so")
-        if path.name.split(".")[0] != "__init__"
-        and (HERE / f"{path.name.split('.')[0]}.py").is_file()
-    )
-
-
-def stale() -> list[str]:
+def stale(directory: Path = HERE) -> list[str]:
     """Names of compiled modules whose source changed after they were built."""
     old = []
-    for path in compiled_modules():
-        source = HERE / f"{path.name.split('.')[0]}.py"
-        if source.stat().st_mtime > path.stat().st_mtime:
+    for path in sorted(directory.glob("*.so")):
+        source = directory / f"{path.name.split('.')[0]}.py"
+        if source.is_file() and source.stat().st_mtime > path.stat().st_mtime:
             old.append(source.stem)
     return old
 
