@@ -38,7 +38,13 @@ from turnout.sources.files import FileSource, LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute
-from turnout.util.collector import ReloadCollector, collector_paused, end_pause_for_start
+from turnout.util.collector import (
+    IN_PROCESS_EVERY_RELOADS,
+    IN_PROCESS_IDLE_DELAY,
+    ReloadCollector,
+    collector_paused,
+    end_pause_for_start,
+)
 from turnout.workers import WorkerSet
 
 if TYPE_CHECKING:
@@ -293,7 +299,12 @@ class Standalone:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.pipeline = Pipeline(options)
-        self.collector = ReloadCollector()  # when garbage collection may stall the loop
+        # When garbage collection may stall the loop (see turnout.util.collector).
+        self.collector = (
+            ReloadCollector()
+            if options.workers >= 1
+            else ReloadCollector(IN_PROCESS_IDLE_DELAY, IN_PROCESS_EVERY_RELOADS)
+        )
         self.dataplane: DataPlane | None = None  # the in-process one (workers == 0)
         self.workers: WorkerSet | None = None
         if options.workers >= 1:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 
+from turnout.util import collector
 from turnout.util.collector import (
     ReloadCollector,
     collector_paused,
@@ -104,3 +106,16 @@ def test_a_start_pause_leaves_a_disabled_collector_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_full_collections_are_rare_only_without_connections_in_process(tmp_path: Path) -> None:
+    """With workers the control plane holds no client connections: full collections (a
+    stall of the control plane) wait for 10 idle minutes; in-process they stay frequent."""
+    from turnout.runtime import RunOptions, Standalone
+
+    in_process = Standalone(RunOptions(paths=(tmp_path,), workers=0))
+    with_workers = Standalone(RunOptions(paths=(tmp_path,), workers=2))
+    assert in_process.collector._idle_delay == collector.IN_PROCESS_IDLE_DELAY
+    assert in_process.collector._every == collector.IN_PROCESS_EVERY_RELOADS
+    assert with_workers.collector._idle_delay == collector.IDLE_DELAY == 600.0
+    assert with_workers.collector._every == collector.EVERY_RELOADS

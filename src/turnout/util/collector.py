@@ -30,8 +30,17 @@ import time
 
 log = logging.getLogger(__name__)
 
-IDLE_DELAY = 10.0  # seconds without a reload before the full collection
-EVERY_RELOADS = 100  # a full collection at least this often
+# A full collection walks every object (about 1-2 s at 5,000 routes) and delays a change
+# that arrives meanwhile. Reloads patch in place and leave almost no cyclic garbage
+# (measured: none found at 5,000 routes), so it runs rarely: after 10 minutes without a
+# reload (with a reload every 30 s, a 10 s delay put a stall in every interval: about 7%
+# of changes waited up to 2 s), and at least every 1,000 reloads.
+IDLE_DELAY = 600.0  # seconds without a reload before the full collection
+EVERY_RELOADS = 1000  # a full collection at least this often
+# With the data plane in the same process (``turnout run --workers 0``), client connections
+# alive at a freeze are frozen cyclic garbage once they close: collect as often as before.
+IN_PROCESS_IDLE_DELAY = 10.0
+IN_PROCESS_EVERY_RELOADS = 100
 
 
 _paused_for_start = False
