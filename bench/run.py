@@ -10,8 +10,10 @@ Starts, each in its own process group:
   or 64 KiB when the request path contains ``/big``;
 * nginx (1 worker) and HAProxy (1 thread) as plain keep-alive reverse proxies to it, from
   configs generated into a temp dir (skipped, with a line saying so, when not installed);
-* turnout's ``DataPlane`` twice: with a 1-route table and with a 1,000-HTTPRoute table.
-  Both come from Gateway API YAML compiled by the real control plane
+* turnout's ``DataPlane`` three times: with a 1-route table, with a 1,000-HTTPRoute
+  table, and with the 1-route table from its Python source (``TURNOUT_PURE_PYTHON=1``:
+  the data plane without its mypyc-compiled modules, so that every run shows what
+  compiling buys). All come from Gateway API YAML compiled by the real control plane
   (``turnout.runtime.Pipeline``: files -> graph.build -> ir.build); the request matches
   rule 0 of the *last* route, every other route points at a dead port, so a wrong match
   shows up as non-2xx responses.
@@ -344,7 +346,8 @@ class Cell:
 def start_systems(
     procs: Processes, tmp: Path, skipped: list[str], *, all_workers: bool
 ) -> tuple[list[System], int]:
-    """Origin, nginx, HAProxy, turnout (1 route) and turnout (1,000 routes); with
+    """Origin, nginx, HAProxy, turnout (1 route, compiled and interpreted) and turnout
+    (1,000 routes); with
     ``all_workers`` also nginx, HAProxy and ``turnout run`` on every CPU."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
@@ -410,6 +413,20 @@ def start_systems(
         label = "turnout 1 route" if n == 1 else f"turnout {n:,} routes"
         systems.append(System(label, port, target.host, target.path + "/x", target.headers))
         waits.append((port, proc))
+        if n == 1:
+            # The same proxy from its Python source (TURNOUT_PURE_PYTHON=1): what compiling
+            # the data plane with mypyc buys, measured in the same run.
+            port = free_port()
+            config = tmp / "config-1-interpreted.msgpack"
+            config.write_bytes(compile_routes(tmp / "routes-1-interpreted", 1, origin_port, port))
+            proc = procs.start(
+                [*me, "--role", "proxy", "--config", str(config)],
+                tmp / "turnout-1-interpreted.log",
+                {**env, "TURNOUT_PURE_PYTHON": "1"},
+            )
+            label = "turnout 1 route, interpreted"
+            systems.append(System(label, port, target.host, target.path + "/x", target.headers))
+            waits.append((port, proc))
 
     if len(counts) > 1:
         # The product itself: `turnout run` on the 1-route tree compiled above, its
@@ -598,7 +615,8 @@ def drive(args: argparse.Namespace) -> int:
             f"measurement, median of {args.runs} run(s), systems interleaved. Origin: uvloop + "
             f"httptools fixed response (13 B, or 64 KiB). nginx/HAProxy: keep-alive to the "
             f"origin. turnout: one `DataPlane` process per table, compiled from Gateway API "
-            f"YAML by the control plane; the request matches the last route. "
+            f"YAML by the control plane; the request matches the last route; "
+            f"`interpreted`: the same proxy with TURNOUT_PURE_PYTHON=1 (no mypyc modules). "
             f"Rows with N workers/threads are unpinned and compared with nginx with N "
             f"workers; `turnout run N workers` is the whole product on the 1-route tree.",
             "",
