@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import httptools
@@ -104,6 +104,10 @@ _CONNECT: Final = b"CONNECT"
 _OPTIONS: Final = b"OPTIONS"
 
 
+def _not_connected(data: bytes) -> None:
+    raise RuntimeError("write before connection_made")
+
+
 class ServedConnection(Protocol):
     """A client connection as the server sees it (HTTP/1.1, or HTTP/2 after a hand-over)."""
 
@@ -147,6 +151,7 @@ class ClientConnection(asyncio.Protocol):
         self._max_fields = state.limits.max_header_fields  # read per header line
         self._max_head = state.limits.max_head_bytes
         self.transport: asyncio.Transport | None = None
+        self._send: Callable[[bytes], object] = _not_connected  # transport.write, bound once
         self.watchdog: wd.Watchdog | None = None
         self.deadline = 0.0  # see turnout.dataplane.watchdog
         self._timing = _TIMING_HEAD
@@ -154,7 +159,9 @@ class ClientConnection(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self.client_ip = b""
         self.forwarded = b""
-        self.exchanges: deque[Exchange] = deque()
+        # A list, not a deque: at most MAX_PIPELINED long, and list operations are
+        # primitives of the compiled code where deque methods are Python calls.
+        self.exchanges: list[Exchange] = []
         self._paused = 0
         self.write_paused = False
         self.draining = False
@@ -191,6 +198,7 @@ class ClientConnection(asyncio.Protocol):
             self.watchdog = watchdog
             self.deadline = watchdog.now + limits.header_timeout
         transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self._send = transport.write
         self._open = True
         peer = transport.get_extra_info("peername")
         ip = str(peer[0]).encode("ascii") if isinstance(peer, tuple) and peer else b"unknown"
@@ -399,7 +407,7 @@ class ClientConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self._open:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self._send(data)
 
     def set_paused(self, reason: int, paused: bool) -> None:
         """Pause or resume reading from the client for ``reason`` (see PAUSE_*)."""
@@ -416,7 +424,7 @@ class ClientConnection(asyncio.Protocol):
     def exchange_finished(self, exchange: Exchange) -> None:
         exchanges = self.exchanges
         if exchanges and exchanges[0] is exchange:
-            exchanges.popleft()
+            del exchanges[0]
         if self._paused & PAUSE_UPSTREAM_FULL:
             self.set_paused(PAUSE_UPSTREAM_FULL, False)
         if not exchange.keep_alive or (self.draining and not exchanges):

@@ -57,6 +57,24 @@ def valid_host(host: bytes) -> bool:
     return True
 
 
+# Lower-case header names by name as received: a few dozen spellings come over and over;
+# a dict hit costs less than bytes.lower() (a method call and a new object, which is
+# hashed again by every lookup that follows). Bounded: past the limit, names are lowered
+# each time (a client inventing names cannot grow it).
+_LOWER: Final[dict[bytes, bytes]] = {}
+_LOWER_LIMIT: Final = 4096
+
+
+def lower_name(name: bytes) -> bytes:
+    """``name.lower()``, from a bounded cache."""
+    lname = _LOWER.get(name)
+    if lname is None:
+        lname = name.lower()
+        if len(_LOWER) < _LOWER_LIMIT:
+            _LOWER[name] = lname
+    return lname
+
+
 # Request headers the proxy handles itself rather than copying through.
 _REQUEST_SPECIAL: Final = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto"}
 
@@ -173,7 +191,7 @@ class RequestHeaders:
         invalid = False
         host_count = 0
         for name, value in raw:
-            lname = name.lower()
+            lname = lower_name(name)
             if lname not in _REQUEST_SPECIAL:
                 if lname == b"content-length":
                     content_length = True
@@ -284,7 +302,7 @@ class ResponseHead:
         drop: set[bytes] | None = None
         triples: list[Header] | None = [] if edits else None
         for name, value in raw:
-            lname = name.lower()
+            lname = lower_name(name)
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     upstream_chunked = True
