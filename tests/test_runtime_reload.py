@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import free_port
-from turnout import ir
+from turnout import ir, runtime
 from turnout.runtime import RunOptions, Standalone
 
 GATEWAY = """\
@@ -66,7 +68,7 @@ async def until(predicate: object, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def standalone(tmp_path: Path) -> Standalone:
+def standalone(tmp_path: Path, resync_interval: float = 60.0) -> Standalone:
     port = free_port()
     return Standalone(
         RunOptions(
@@ -74,6 +76,7 @@ def standalone(tmp_path: Path) -> Standalone:
             admin_port=free_port(),
             port_offset=port - 80,
             address_pool=ipaddress.ip_network("127.0.0.1/32"),
+            resync_interval=resync_interval,
         )
     )
 
@@ -127,5 +130,31 @@ async def test_watched_edits_are_served_and_a_broken_file_keeps_the_last_good(
         write(tmp_path / "a.yaml", route("a", "/a3"))  # fixed
         await until(lambda: paths_served(turnout._config) == {"/a3", "/d"})
         assert turnout.load_errors() == []
+    finally:
+        await turnout.stop()
+
+
+async def _deaf_watcher(paths: object, **_kw: object) -> AsyncIterator[set[Path]]:
+    """A watcher that loses every event."""
+    await asyncio.Event().wait()
+    yield set()
+
+
+@pytest.mark.parametrize("resync_interval", [0.2, 0.0])
+async def test_a_change_the_watcher_missed_is_found_by_the_periodic_resync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resync_interval: float
+) -> None:
+    monkeypatch.setattr(runtime, "watch_paths", _deaf_watcher)
+    write(tmp_path / "gw.yaml", GATEWAY)
+    write(tmp_path / "route.yaml", route("r", "/old"))
+    turnout = standalone(tmp_path, resync_interval=resync_interval)
+    await turnout.start()
+    try:
+        write(tmp_path / "route.yaml", route("r", "/new"))
+        if resync_interval:
+            await until(lambda: paths_served(turnout._config) == {"/new"})
+        else:  # without the resync, nothing notices (what the resync is for)
+            await asyncio.sleep(0.6)
+            assert paths_served(turnout._config) == {"/old"}
     finally:
         await turnout.stop()

@@ -251,6 +251,14 @@ def cli() -> None:
     show_default=True,
     help="On SIGTERM/SIGINT: stop accepting, give requests in flight this long, exit 0.",
 )
+@click.option(
+    "--resync-interval",
+    metavar="SECONDS",
+    type=click.FloatRange(0, 86400),
+    default=60.0,
+    show_default=True,
+    help="Re-read every file this often, in case the file watcher missed a change; 0: never.",
+)
 @limit_options
 def run(
     paths: tuple[Path, ...],
@@ -261,6 +269,7 @@ def run(
     log_level: str,
     workers: int | None,
     drain_timeout: float,
+    resync_interval: float,
     **limits: Any,
 ) -> None:
     """Serve the Gateway API objects in PATHs; reload when they change.
@@ -288,6 +297,7 @@ def run(
             workers=default_workers() if workers is None else workers,
             limits=Limits(**limits),
             drain_timeout=drain_timeout,
+            resync_interval=resync_interval,
             log_level=log_level.lower(),
         )
         try:

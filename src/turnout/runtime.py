@@ -68,6 +68,11 @@ class RunOptions:
     limits: Limits = DEFAULT_LIMITS
     drain_timeout: float = 5.0  # seconds requests in flight get on SIGTERM
     log_level: str = "info"
+    # Seconds between full re-reads of the files (0: never). A safety net: reloads read
+    # only what the watcher reports, so an event it lost (an inotify queue overflow, a
+    # file system that reports nothing) would otherwise go unnoticed until that file
+    # changes again or SIGHUP. About 0.1 s of CPU at 5,000 routes when nothing changed.
+    resync_interval: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,8 @@ class Standalone:
         # the load and the start of the watch. The task's first step sets up the
         # watches (watchfiles does that synchronously before its first await).
         self._tasks.append(asyncio.create_task(self._watch()))
+        if self.options.resync_interval > 0:
+            self._tasks.append(asyncio.create_task(self._resync(self.options.resync_interval)))
         await asyncio.sleep(0)
         if self.workers is not None:
             await self.workers.start()
@@ -405,9 +412,12 @@ class Standalone:
             log.error("listener %s: %s", name, err)
         self._items = self.pipeline.status(loaded, built, DataPlaneFeedback(True, errors))
 
-    async def reload(self, changed_paths: Collection[Path] | None = None) -> None:
+    async def reload(
+        self, changed_paths: Collection[Path] | None = None, *, resync: bool = False
+    ) -> None:
         """Compile and serve the files; ``changed_paths``: only these changed since the
-        last reload (what the watcher reported); None: look at everything."""
+        last reload (what the watcher reported); None: look at everything. ``resync``: a
+        periodic full re-read, logged only when it found a change."""
         # No garbage collection in the middle of a reload (turnout.util.collector).
         # Readiness stays True once a configuration is served: a reload keeps serving the
         # last one until every worker serves the next, so it is no reason to be unready.
@@ -440,7 +450,7 @@ class Standalone:
                 (applied - compiled) * 1000,
                 (time.perf_counter() - applied) * 1000,
             )
-            log.info(
+            (log.debug if resync and not loaded.changed else log.info)(
                 "configuration %d applied: %d gateways, %d routes",
                 config.version,
                 len(config.gateways),
@@ -458,6 +468,13 @@ class Standalone:
 
     def stopping(self) -> bool:
         return self._stopping
+
+    async def _resync(self, interval: float) -> None:
+        """Re-read everything every ``interval`` seconds (see RunOptions.resync_interval)."""
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            if not self._stopping:
+                await self.reload(resync=True)
 
     async def _watch(self) -> None:
         """Reload on every batch of changes; a failing watcher is restarted."""

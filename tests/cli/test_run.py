@@ -38,6 +38,7 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
     args += ["--address-pool", "127.0.7.0/24", "--port-offset", "8000"]
     args += ["--controller-name", "example.com/x", "--log-level", "DEBUG"]
     args += ["--workers", "3", "--drain-timeout", "2.5", "--max-request-line", "100"]
+    args += ["--resync-interval", "30"]
     args += ["--max-header-bytes", "2000", "--max-header-count", "7", "--header-timeout", "1.5"]
     args += ["--idle-timeout", "9", "--max-connections", "50"]
     args += ["--max-upstream-header-bytes", "4096", "--retry-buffer-bytes", "1024"]
@@ -63,6 +64,7 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
                 retry_buffer_bytes=1024,
             ),
             drain_timeout=2.5,
+            resync_interval=30.0,
             log_level="debug",
         )
     ]
@@ -75,6 +77,7 @@ def test_all_options(runner: CliRunner, captured: list[runtime.RunOptions], tmp_
         ["--max-connections", "0"],
         ["--header-timeout", "0"],
         ["--drain-timeout", "-1"],
+        ["--resync-interval", "-5"],
         ["--idle-timeout", "soon"],
     ],
 )
