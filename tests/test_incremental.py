@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.graph.test_incremental_graph import service as incremental_service
 from turnout import ir
 from turnout.runtime import Pipeline, RunOptions
 from turnout.status.compute import DataPlaneFeedback, StatusClock
@@ -49,24 +50,8 @@ metadata: {name: apps, labels: {env: ENV}}
 
 
 def service(namespace: str, name: str, address: str, app_protocol: str = "") -> str:
-    extra = f", appProtocol: {app_protocol}" if app_protocol else ""
-    return f"""\
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-  ports: [{{name: http, port: 80{extra}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-1
-  namespace: {namespace}
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-ports: [{{name: http, port: 9000}}]
-endpoints: [{{addresses: ["{address}"]}}]
-"""
+    """A Service on port 80 and its EndpointSlice (one endpoint at ``address``)."""
+    return incremental_service(namespace, name, address, 80, app_protocol)
 
 
 GRANT = """\
