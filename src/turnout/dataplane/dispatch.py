@@ -1,9 +1,10 @@
 """Routing one parsed request: a local answer (404, redirect, CORS preflight) or a target.
 
 Part of the data plane. Shared by the HTTP/1.1 front (``http1.ClientConnection``) and
-the HTTP/2 front (``http2``), which hand it an exchange (a ``forwarding.Forwarding``:
-an ``http1.Exchange`` or an ``http2.H2Stream``) and the request's parsed head; it decides what the exchange does
-and starts forwarding, with mirrors, through the routing tables of ``router``.
+the HTTP/2 front (``http2``), which hand it an exchange (a ``forwarding.Forwarding``: an
+``http1.Exchange`` or an ``http2.H2Stream``) and the request's parsed head; it decides
+what the exchange does and starts forwarding, with mirrors, through the routing tables
+of ``router``.
 """
 
 from __future__ import annotations
