@@ -21,10 +21,12 @@ from turnout.graph.model import (
     GatewayNode,
     Key,
     L4Route,
+    L4RouteNode,
     ListenerNode,
     ListenerSetNode,
     ParentStatus,
     Route,
+    RouteNode,
 )
 from turnout.resources.meta import ParentReference
 from turnout.sources.snapshot import Snapshot
@@ -66,6 +68,35 @@ def find_parent(
     if parent_ref.kind == "ListenerSet":
         return listener_sets.get(key)
     return None
+
+
+def attach_parents(
+    node: RouteNode | L4RouteNode,
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
+    *,
+    hostnames_on: Callable[[ListenerNode], list[str]],
+    route_hostnames: Sequence[str],
+) -> None:
+    """Append to ``node.parents`` the status entry of each parentRef naming a parent of
+    ours (see :func:`attach`); parentRefs to other parents are left alone."""
+    route = node.obj
+    for parent_ref in route.spec.parent_refs:
+        parent = find_parent(parent_ref, route.namespace, gateways, listener_sets)
+        if parent is not None:
+            node.parents.append(
+                attach(
+                    route,
+                    parent_ref,
+                    parent,
+                    snapshot,
+                    hostnames_on=hostnames_on,
+                    route_hostnames=route_hostnames,
+                    invalid=node.invalid,
+                    common_conditions=node.common_conditions,
+                )
+            )
 
 
 def attach(

@@ -24,7 +24,7 @@ import functools
 from collections.abc import Mapping
 
 from turnout.graph import hostnames
-from turnout.graph.attachment import attach, find_parent, resolved_refs_condition
+from turnout.graph.attachment import attach_parents, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
 from turnout.graph.model import (
     GatewayNode,
@@ -59,21 +59,14 @@ def build_l4_routes(
         for key, route in sorted(routes.items()):
             node = L4RouteNode(route)
             _resolve_backends(node, resolver)
-            for parent_ref in route.spec.parent_refs:
-                parent = find_parent(parent_ref, route.namespace, gateways, listener_sets)
-                if parent is not None:
-                    node.parents.append(
-                        attach(
-                            route,
-                            parent_ref,
-                            parent,
-                            snapshot,
-                            hostnames_on=functools.partial(_hostnames, route=route),
-                            route_hostnames=getattr(route.spec, "hostnames", []),
-                            invalid=node.invalid,
-                            common_conditions=node.common_conditions,
-                        )
-                    )
+            attach_parents(
+                node,
+                snapshot,
+                gateways,
+                listener_sets,
+                hostnames_on=functools.partial(_hostnames, route=route),
+                route_hostnames=getattr(route.spec, "hostnames", []),
+            )
             nodes[(kind, *key)] = node
     _count_attached(nodes)
     return nodes

@@ -100,7 +100,7 @@ class ListenerNode:
 class _NamespacedNode:
     """namespace, name and key of a node wrapping a namespaced object."""
 
-    obj: Gateway | HTTPRoute | GRPCRoute | ListenerSet
+    obj: Gateway | HTTPRoute | GRPCRoute | ListenerSet | L4Route
 
     @property
     def namespace(self) -> str:
@@ -221,7 +221,7 @@ L4Route = TCPRoute | TLSRoute | UDPRoute
 
 
 @dataclass(eq=False)
-class L4RouteNode:
+class L4RouteNode(_NamespacedNode):
     """A TCPRoute, TLSRoute or UDPRoute: one rule of weighted backends, no matching."""
 
     obj: L4Route
@@ -234,18 +234,6 @@ class L4RouteNode:
     @property
     def kind(self) -> str:
         return self.obj.kind
-
-    @property
-    def namespace(self) -> str:
-        return self.obj.namespace
-
-    @property
-    def name(self) -> str:
-        return self.obj.metadata.name
-
-    @property
-    def key(self) -> Key:
-        return self.obj.key
 
     @property
     def age_key(self) -> tuple[str, str, str]:

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from turnout.graph import grpcroute, hostnames
-from turnout.graph.attachment import attach, find_parent, resolved_refs_condition
+from turnout.graph.attachment import attach_parents, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import (
@@ -106,21 +106,14 @@ def route_node(
         _resolve_rules(node, resolver)
     else:
         memo.resolve_rules(node, resolver, _resolve_rules)
-    for parent_ref in route.spec.parent_refs:
-        parent = find_parent(parent_ref, route.namespace, gateways, listener_sets)
-        if parent is not None:
-            node.parents.append(
-                attach(
-                    route,
-                    parent_ref,
-                    parent,
-                    snapshot,
-                    hostnames_on=functools.partial(_hostnames_on, route),
-                    route_hostnames=route.spec.hostnames,
-                    invalid=node.invalid,
-                    common_conditions=node.common_conditions,
-                )
-            )
+    attach_parents(
+        node,
+        snapshot,
+        gateways,
+        listener_sets,
+        hostnames_on=functools.partial(_hostnames_on, route),
+        route_hostnames=route.spec.hostnames,
+    )
     return node
 
 
