@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from turnout.sources import FileSource
-from turnout.sources.files import MAX_VALUES_PER_FILE
+from turnout.sources.reading import MAX_VALUES_PER_FILE
 
 GOOD = """\
 apiVersion: v1

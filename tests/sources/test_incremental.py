@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from turnout.sources import files
+from turnout.resources import parse_object
+from turnout.sources import files, scan
 from turnout.sources.files import FileSource
 
 ROUTE = """apiVersion: gateway.networking.k8s.io/v1
@@ -26,13 +27,13 @@ def test_unchanged_files_are_not_parsed_again(
     for i in range(3):
         (tmp_path / f"r{i}.yaml").write_text(ROUTE.format(name=f"r{i}", port=80))
     parsed: list[str] = []
-    real = files.parse_object
+    real = parse_object
 
     def counting(doc: object) -> object:
         parsed.append(doc["metadata"]["name"])  # type: ignore[index]
         return real(doc)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(files, "parse_object", counting)
+    monkeypatch.setattr(scan, "parse_object", counting)
     source = FileSource([tmp_path])
     first = source.load()
     assert sorted(parsed) == ["r0", "r1", "r2"]

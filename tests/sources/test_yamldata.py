@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from turnout.sources import FileSource, yamldata
-from turnout.sources.files import MAX_VALUES_PER_FILE, _to_json_data, read_documents
+from turnout.sources.reading import MAX_VALUES_PER_FILE, _to_json_data, read_documents
 
 
 def reference(text: str, max_values: int = MAX_VALUES_PER_FILE) -> Any:

@@ -3,9 +3,11 @@
 Place in the pipeline: **sources** -> Snapshot -> graph -> (status, IR) -> data plane.
 A source turns manifests into validated models (``turnout.resources``), keeps the
 API-server-like bookkeeping (generation, creationTimestamp, uid) and hands the graph a
-read-only ``Snapshot``. ``yamldata`` is the files source's one-pass YAML reader for
-plain manifests; ``incremental`` places the paths a watcher reported, so that a reload
-looks only at those.
+read-only ``Snapshot``. The files source is ``files`` (the stateful ``FileSource``),
+``reading`` (discovery, one file into documents), ``scan`` (one pass over the files:
+validation, problems, last good versions) and ``loadresult`` (what a load returns);
+``yamldata`` is its one-pass YAML reader for plain manifests; ``incremental`` places
+the paths a watcher reported, so that a reload looks only at those.
 """
 
 from turnout.sources.files import (

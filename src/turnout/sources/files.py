@@ -18,271 +18,43 @@ EndpointSlices) changes. Invariants:
   (specs are compared after defaulting, as normalised JSON).
 * The same kind/namespace/name defined twice: the first one (in sorted file order,
   then document order) wins, the later one is an error.
+
+The files source is four modules: this one (the stateful ``FileSource`` and its
+bookkeeping), ``reading`` (discovery, and one file into documents), ``scan`` (one pass
+over the files: validation, problems, last good versions) and ``loadresult`` (what a
+load returns). ``incremental`` places the paths a watcher reported.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import json
-import os
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from turnout.resources import (
-    CLUSTER_SCOPED_KINDS,
-    ConfigMap,
-    EndpointSlice,
-    Namespace,
-    ParseResult,
-    Resource,
-    Secret,
-    parse_object,
-)
+from turnout.resources import ConfigMap, EndpointSlice, Namespace, Resource, Secret
 from turnout.resources.compact import share_bookkeeping
-from turnout.sources import yamldata
 from turnout.sources.incremental import Listing, patched_snapshot, snapshot_of
+from turnout.sources.loadresult import IgnoredObject, LoadError, LoadResult, ObjectKey, Origin
+from turnout.sources.reading import MANIFEST_SUFFIXES, discover, rfc3339
+from turnout.sources.scan import FileCache, Scan
 from turnout.sources.snapshot import Snapshot
 
-MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
-
-ObjectKey = tuple[str, str, str]
-"""(kind, namespace, name); namespace "" for cluster-scoped kinds."""
-
-
-@dataclass(frozen=True)
-class LoadError:
-    """One problem (or warning) found while loading, located as precisely as known."""
-
-    file: str
-    message: str
-    document: int | None = None
-    """1-based index of the YAML document (always 1 for JSON)."""
-    item: int | None = None
-    """0-based index in a ``List``'s ``items``."""
-    line: int | None = None
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    path: str = ""
-    """Field path inside the object, e.g. ``spec.rules[0].backendRefs[0].port``."""
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-        if self.document is not None:
-            where += f"#{self.document}"
-        if self.item is not None:
-            where += f" items[{self.item}]"
-        who = _describe(self.kind, self.namespace, self.name)
-        head = f"{where} {who}" if who else where
-        detail = f"{self.path}: {self.message}" if self.path else self.message
-        return f"{head}: {detail}"
-
-
-@dataclass(frozen=True)
-class IgnoredObject:
-    """A document of a kind turnout does not read (listed, not an error)."""
-
-    file: str
-    document: int
-    item: int | None
-    api_version: str
-    kind: str
-    namespace: str | None
-    name: str | None
-
-    def __str__(self) -> str:
-        where = f"{self.file}#{self.document}"
-        if self.item is not None:
-            where += f" items[{self.item}]"
-        who = _describe(self.kind, self.namespace, self.name)
-        return f"{where} {who} ({self.api_version})"
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an object in the Snapshot came from, and the document as written."""
-
-    file: str
-    document: int
-    item: int | None
-    status: dict[str, Any] | None = None
-    """The ``status`` the document was written with (entries of other controllers are
-    kept from it). Only this is kept of the document as written: the whole tree was
-    as large as the typed model."""
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    snapshot: Snapshot
-    errors: list[LoadError] = field(default_factory=list)
-    warnings: list[LoadError] = field(default_factory=list)
-    ignored: list[IgnoredObject] = field(default_factory=list)
-    origins: dict[ObjectKey, Origin] = field(default_factory=dict)
-    stale: set[ObjectKey] = field(default_factory=set)
-    """Objects kept at their last good version because the current one is broken."""
-    changed: frozenset[ObjectKey] | None = None
-    """Keys whose object is not the very same (by identity) as in the previous load of
-    the same source: added, removed or modified. None: no previous load to compare with.
-    An object whose file was rewritten without changing it keeps its identity."""
-
-    def statuses(self) -> dict[ObjectKey, dict[str, Any]]:
-        """The `status` each object was written with (other controllers' entries)."""
-        return {
-            key: origin.status for key, origin in self.origins.items() if origin.status is not None
-        }
-
-
-def _describe(kind: str | None, namespace: str | None, name: str | None) -> str:
-    if kind is None:
-        return ""
-    if name is None:
-        return kind
-    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
-
-
-# --- discovery and reading ------------------------------------------------------------
-
-
-def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[LoadError]]:
-    """Manifest files under ``paths``: recursive, sorted, dot-names skipped.
-
-    A file named explicitly is read whatever its name.
-    """
-    found: list[Path] = []
-    errors: list[LoadError] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            found.extend(_walk_dir(path))
-        elif path.is_file():
-            found.append(path)
-        else:
-            errors.append(LoadError(str(path), "no such file or directory"))
-    return found, errors
-
-
-def _walk_dir(directory: Path) -> Iterator[Path]:
-    # os.scandir, not Path.iterdir: the entry types come with the listing (no stat per
-    # entry), which matters when a reload walks thousands of files.
-    try:
-        with os.scandir(directory) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            yield from _walk_dir(Path(entry.path))
-        elif entry.is_file() and os.path.splitext(entry.name)[1] in MANIFEST_SUFFIXES:
-            yield Path(entry.path)
-
-
-@dataclass(frozen=True)
-class _Document:
-    index: int
-    item: int | None
-    body: Any
-
-
-def read_documents(path: Path) -> tuple[list[_Document], LoadError | None]:
-    """The documents of one file, or the error that makes the whole file unusable."""
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], LoadError(name, f"cannot read file: {exc}")
-    try:
-        if path.suffix == ".json":
-            bodies: list[Any] = [json.loads(text)] if text.strip() else []
-        else:
-            # Plain manifests: JSON data in one pass (None: anything else, or an error).
-            fast = yamldata.documents(text, MAX_VALUES_PER_FILE)
-            if fast is not None:
-                return _split_documents(fast), None
-            bodies = list(yaml.load_all(text, Loader=yaml.CSafeLoader))
-    except json.JSONDecodeError as exc:
-        return [], LoadError(name, f"invalid JSON: {exc.msg}", line=exc.lineno)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        return [], LoadError(name, f"invalid YAML: {problem}", line=line)
-    except RecursionError:
-        return [], LoadError(name, "document is nested too deeply")
-    except (ValueError, OverflowError) as exc:
-        # PyYAML builds timestamps with datetime(), which raises ValueError for a date
-        # like 2026-01-00 instead of a YAMLError (found by fuzz/manifest.py).
-        return [], LoadError(name, f"invalid YAML: {exc}")
-    try:
-        bodies = _to_json_data(bodies, [MAX_VALUES_PER_FILE])
-    except _TooManyValues:
-        return [], LoadError(name, f"more than {MAX_VALUES_PER_FILE} values once aliases expand")
-    except RecursionError:  # also a recursive alias (&a [*a])
-        return [], LoadError(name, "document is nested too deeply (or a recursive alias)")
-    return _split_documents(bodies), None
-
-
-def _split_documents(bodies: list[Any]) -> list[_Document]:
-    """Documents by index; the items of a ``List`` each become one."""
-    docs: list[_Document] = []
-    for index, body in enumerate(bodies, start=1):
-        if body is None:
-            continue
-        items = body.get("items") if isinstance(body, dict) else None
-        kind = body.get("kind") if isinstance(body, dict) else None
-        if isinstance(items, list) and (kind is None or str(kind).endswith("List")):
-            docs.extend(_Document(index, i, item) for i, item in enumerate(items))
-        else:
-            docs.append(_Document(index, None, body))
-    return docs
-
-
-# YAML aliases share one node between many places; copied out as JSON data, nine levels
-# of nine aliases ("billion laughs") would make 387 million values. The API server bounds
-# alias expansion too; a million values is far beyond any real manifest file.
-MAX_VALUES_PER_FILE = 1_000_000
-
-
-class _TooManyValues(Exception):
-    pass
-
-
-def _to_json_data(value: Any, budget: list[int]) -> Any:
-    """YAML-only scalars as JSON would carry them (timestamps as RFC 3339, bytes base64).
-
-    ``budget`` holds how many more values may be produced (see MAX_VALUES_PER_FILE).
-    """
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise _TooManyValues
-    if isinstance(value, dict):
-        return {k: _to_json_data(v, budget) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_json_data(v, budget) for v in value]
-    if isinstance(value, dt.datetime):
-        return rfc3339(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return value
-
-
-def rfc3339(when: dt.datetime) -> str:
-    """``2026-01-02T03:04:05Z``: UTC, second precision (naive times are taken as UTC)."""
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = [
+    "MANIFEST_SUFFIXES",
+    "FileSource",
+    "IgnoredObject",
+    "LoadError",
+    "LoadResult",
+    "ObjectKey",
+    "Origin",
+    "load_paths",
+    "spec_fingerprint",
+]
 
 
 def _utcnow() -> dt.datetime:
@@ -331,7 +103,7 @@ class FileSource:
         self.paths = list(paths)
         self._clock = clock
         self._records: dict[ObjectKey, _Record] = {}
-        self._files: dict[str, _FileCache] = {}
+        self._files: dict[str, FileCache] = {}
         self._snapshot: Snapshot | None = None
         # The files of the last load in load order, and what discover() reported about
         # the given paths themselves (a missing path).
@@ -363,7 +135,7 @@ class FileSource:
         else:
             forced = listing[0]
             errors = list(self._discover_errors)
-        scan = _Scan(errors=errors, cache=self._files)
+        scan = Scan(errors=errors, cache=self._files)
         for name in self._listing.names or ():
             scan.read_file(
                 name, trusted=listing is not None and name not in forced, force=name in forced
@@ -430,9 +202,9 @@ class FileSource:
         ):
             return None
         added: dict[ObjectKey, tuple[Resource, Origin]] = {}
-        scans: dict[str, _Scan] = {}
+        scans: dict[str, Scan] = {}
         for name in sorted(forced):
-            scan = scans[name] = _Scan(cache=self._files)
+            scan = scans[name] = Scan(cache=self._files)
             scan.read_file(name, force=True)
             if scan.unclean or scan.errors or any(key in added for key in scan.current):
                 return None
@@ -509,167 +281,6 @@ class _LastLoad:
     """Files without any problem, with the keys of their objects."""
     listed: frozenset[str]
     origins: dict[ObjectKey, Origin]
-
-
-@dataclass
-class _FileCache:
-    """One file as last read: its stat stamp, documents and their parse results."""
-
-    stamp: tuple[int, int, int] | None
-    docs: list[_Document]
-    error: LoadError | None
-    parsed: list[ParseResult | None]
-    origins: list[Origin | None] = field(default_factory=list)
-    """Per document, its Origin once it loaded as a valid object without warnings: the
-    same Origin object on every load while the file is unchanged."""
-
-
-@dataclass
-class _Scan:
-    """One pass over the files: valid objects, problems, and what must be kept."""
-
-    errors: list[LoadError] = field(default_factory=list)
-    warnings: list[LoadError] = field(default_factory=list)
-    ignored: list[IgnoredObject] = field(default_factory=list)
-    current: dict[ObjectKey, tuple[Resource, Origin]] = field(default_factory=dict)
-    broken_files: set[str] = field(default_factory=set)
-    """Files that failed to parse, or hold an invalid document we cannot identify."""
-    invalid_keys: set[ObjectKey] = field(default_factory=set)
-    cache: dict[str, _FileCache] = field(default_factory=dict)
-    """Files as read by the previous load; `new_cache` is this load's."""
-    new_cache: dict[str, _FileCache] = field(default_factory=dict)
-    file_keys: dict[str, list[ObjectKey]] = field(default_factory=dict)
-    """The keys each file put into ``current``, in document order."""
-    unclean: set[str] = field(default_factory=set)
-    """Files with any error, warning, ignored or duplicated object (see _Clean)."""
-
-    def clean_files(self) -> dict[str, list[ObjectKey]]:
-        return {f: keys for f, keys in self.file_keys.items() if f not in self.unclean}
-
-    def keeps_last_good(self, key: ObjectKey, file: str) -> bool:
-        return key in self.invalid_keys or file in self.broken_files
-
-    def read_file(self, name: str, *, trusted: bool = False, force: bool = False) -> None:
-        """Add the file's objects and problems.
-
-        The file is read again when its stat stamp changed; ``force``: in any case (a
-        watcher reported it: a rewrite within one mtime tick keeps size and inode).
-        ``trusted``: a watcher reported no change, so its cached reading is used without
-        a stat, when there is one."""
-        self.file_keys[name] = []
-        cached = self.cache.get(name)
-        if trusted and cached is not None:
-            stamp: tuple[int, int, int] | None = cached.stamp
-        else:
-            try:
-                st = os.stat(name)
-                stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-            except OSError:
-                stamp = None
-        if cached is None or stamp is None or cached.stamp != stamp or force:
-            # Only changed files are read and parsed again: YAML and validation are
-            # most of a reload's cost at thousands of routes.
-            docs, error = read_documents(Path(name))
-            cached = _FileCache(stamp, docs, error, [None] * len(docs), [None] * len(docs))
-        if stamp is not None:
-            self.new_cache[name] = cached
-        if cached.error is not None:
-            self.errors.append(cached.error)
-            self.broken_files.add(cached.error.file)
-            self.unclean.add(name)
-            return
-        for i, doc in enumerate(cached.docs):
-            origin = cached.origins[i]
-            result = cached.parsed[i]
-            if origin is not None and result is not None and result.obj is not None:
-                # Loaded before as a valid object without warnings: only the
-                # duplicate check depends on the other files.
-                key = (result.obj.kind, result.obj.namespace, result.obj.name)
-                if key not in self.current:
-                    self.current[key] = (result.obj, origin)
-                    self.file_keys[name].append(key)
-                    continue
-            self._add(name, doc, cached, i)
-
-    def _add(self, file: str, doc: _Document, cached: _FileCache, i: int) -> None:
-        result = cached.parsed[i]
-        if result is None:
-            if not isinstance(doc.body, Mapping):
-                self.errors.append(
-                    LoadError(file, "a document must be an object", doc.index, doc.item)
-                )
-                self.broken_files.add(file)
-                self.unclean.add(file)
-                return
-            result = cached.parsed[i] = _status_only(parse_object(doc.body))
-            # Parsed once per file version: the document itself is not needed again.
-            cached.docs[i] = _Document(doc.index, doc.item, None)
-
-        def problem(message: str, path: str = "") -> LoadError:
-            return LoadError(
-                file,
-                message,
-                doc.index,
-                doc.item,
-                kind=result.kind,
-                namespace=result.namespace,
-                name=result.name,
-                path=path,
-            )
-
-        if result.ignored or result.warnings or result.obj is None:
-            self.unclean.add(file)
-        if result.ignored:
-            self.ignored.append(
-                IgnoredObject(
-                    file,
-                    doc.index,
-                    doc.item,
-                    result.api_version or "",
-                    result.kind or "",
-                    result.namespace,
-                    result.name,
-                )
-            )
-            return
-        self.warnings.extend(problem(w.message, w.path) for w in result.warnings)
-        if result.obj is None:
-            self.errors.extend(problem(e.message, e.path) for e in result.errors)
-            key = _key_of(result)
-            if key is None:
-                self.broken_files.add(file)
-            else:
-                self.invalid_keys.add(key)
-            return
-        obj = result.obj
-        key = (obj.kind, obj.namespace, obj.name)
-        if key in self.current:
-            first = self.current[key][1]
-            self.unclean.update((file, first.file))
-            self.errors.append(
-                problem(f"duplicate object: already defined in {first.file}#{first.document}")
-            )
-            return
-        origin = Origin(file, doc.index, doc.item, result.raw.get("status"))
-        if not result.warnings:
-            cached.origins[i] = origin  # the next load of this file takes the fast path
-        self.current[key] = (obj, origin)
-        self.file_keys[file].append(key)
-
-
-def _status_only(result: ParseResult) -> ParseResult:
-    """``result`` keeping of the document as written only its ``status`` (a mapping),
-    which is all the source uses later (``LoadResult.statuses``)."""
-    status = result.raw.get("status")
-    return dataclasses.replace(result, raw={"status": status} if isinstance(status, dict) else {})
-
-
-def _key_of(result: ParseResult) -> ObjectKey | None:
-    if result.kind is None or result.name is None or result.namespace is None:
-        return None
-    if result.kind in CLUSTER_SCOPED_KINDS:
-        return (result.kind, "", result.name)
-    return (result.kind, result.namespace, result.name)
 
 
 def _changed_keys(

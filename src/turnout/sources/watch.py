@@ -14,7 +14,7 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from turnout.sources.files import MANIFEST_SUFFIXES
+from turnout.sources.reading import MANIFEST_SUFFIXES
 
 # Editor droppings that are never manifests.
 _IGNORED_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", "~")

@@ -1,10 +1,10 @@
 """YAML text -> JSON data in one pass: the files source's fast path for plain manifests.
 
-Place in the pipeline: **sources** (``turnout.sources.files.read_documents``) -> Snapshot.
+Place in the pipeline: **sources** (``turnout.sources.reading.read_documents``) -> Snapshot.
 
 Why this exists: with PyYAML's C loader only scanning, parsing and composing run in C;
 building the Python objects (``SafeConstructor``) runs in Python, through generators,
-once per node, and ``files._to_json_data`` then walks the result again to turn YAML-only
+once per node, and ``reading._to_json_data`` then walks the result again to turn YAML-only
 scalars into what JSON would carry. At thousands of manifest files that construction was
 the largest part of loading (45 % of ``FileSource.load`` at 1,000 routes). Here the
 composed nodes are turned into JSON data directly, for the node shapes real manifests
@@ -80,7 +80,7 @@ def documents(text: str, max_values: int) -> list[Any] | None:
     """Every document of ``text`` as JSON data (None for an empty document), or None when
     the reference path must decide (see the module docstring).
 
-    ``max_values`` bounds the values produced, counted as ``files._to_json_data`` counts
+    ``max_values`` bounds the values produced, counted as ``reading._to_json_data`` counts
     them (the list of documents is one).
     """
     loader = _Loader(text)
