@@ -1,12 +1,14 @@
 """A reload of only the changed files, patching the last Graph, equals a full rebuild.
 
 ``Pipeline.compile(changed_paths)`` reads only the files the watcher reported
-(sources/files.py ``FileSource._patch``) and, when only HTTPRoutes changed, patches the
-previous Graph (graph/incremental.py). Random sequences of edits (routes, Services,
-Gateways, ReferenceGrants, GRPCRoutes and TCPRoutes added, modified, rewritten
-unchanged, renamed, removed, broken, duplicated, moved into new directories) go through
-that path, and after every step status and IR must equal what a pipeline computes from
-scratch: a full listing and stat of every file, a full graph build with empty caches.
+(sources/files.py ``FileSource._patch``) and, when only routes, Services and
+EndpointSlices changed, patches the previous Graph (graph/incremental.py). Random
+sequences of edits (HTTPRoutes, Services, Gateways, ReferenceGrants, GRPCRoutes and
+TCPRoutes added, modified, rewritten unchanged, renamed, removed, broken, duplicated,
+moved into new directories; GRPCRoutes and HTTPRoutes of random ages sharing hostnames
+on listeners, so that GEP-1016 verdicts change while patching) go through that path,
+and after every step status and IR must equal what a pipeline computes from scratch: a
+full listing and stat of every file, a full graph build with empty caches.
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def http_route(rng: random.Random, namespace: str, name: str) -> str:
         mirror = ""
         if rng.random() < 0.2:
             target = rng.choice(SERVICES)
-            mirror = (
-                ", filters: [{type: RequestMirror, requestMirror: "
+            mirror = (  # a key of the rule: on its own line
+                "\n      filters: [{type: RequestMirror, requestMirror: "
                 f"{{backendRef: {{name: {target}, port: 80}}}}}}]"
             )
         rules.append(
@@ -99,7 +101,7 @@ def http_route(rng: random.Random, namespace: str, name: str) -> str:
     return f"""\
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: {{name: {name}, namespace: {namespace}}}
+metadata: {{name: {name}, namespace: {namespace}{created(rng)}}}
 spec:
   parentRefs: [{{name: gw, namespace: default{section}}}]
   hostnames: {hostnames}
@@ -108,15 +110,34 @@ spec:
 """
 
 
-def grpc_route(name: str, hostname: str) -> str:
+def created(rng: random.Random) -> str:
+    """Sometimes a creationTimestamp of its own: GEP-1016 conflicts go to the oldest
+    route, so ages decide which of an HTTPRoute and a GRPCRoute keeps a hostname."""
+    if rng.random() < 0.5:
+        return ""
+    return f", creationTimestamp: '2026-01-01T00:00:0{rng.randrange(4)}Z'"
+
+
+def grpc_route(rng: random.Random, namespace: str, name: str) -> str:
+    """A GRPCRoute whose hostnames often meet the HTTPRoutes' on a listener."""
+    hostnames = rng.sample(HOSTS, rng.randint(0, 2))
+    parents = rng.choice(
+        [
+            "[{name: gw, namespace: default, sectionName: http}]",
+            "[{name: gw, namespace: default}]",
+            "[{name: gw, namespace: default, sectionName: http}, "
+            "{name: gw, namespace: default, port: 8080}]",
+        ]
+    )
+    backend = rng.choice([*SERVICES, "missing"])
     return f"""\
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
-metadata: {{name: {name}, namespace: default}}
+metadata: {{name: {name}, namespace: {namespace}{created(rng)}}}
 spec:
-  parentRefs: [{{name: gw, sectionName: http}}]
-  hostnames: ["{hostname}"]
-  rules: [{{backendRefs: [{{name: s0, port: 80}}]}}]
+  parentRefs: {parents}
+  hostnames: {hostnames}
+  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
 """
 
 
@@ -179,6 +200,7 @@ class Tree:
         self.root = root
         self.rng = rng
         self.routes: dict[str, Path] = {}  # route name -> its file
+        self.grpc: dict[str, Path] = {}  # GRPCRoute name -> its file
 
     def setup(self) -> None:
         write(self.root / "00-gateway.yaml", GATEWAY.format(hostname="*.example.com"))
@@ -187,6 +209,25 @@ class Tree:
                 write(self.root / f"svc-{ns}-{name}.yaml", service(ns, name, f"10.0.0.{i}", 80))
         for _ in range(6):
             self.add_route()
+        for _ in range(self.rng.randrange(4)):
+            self.grpc_edit()
+
+    def grpc_edit(self) -> set[Path]:
+        """A GRPCRoute added, modified, rewritten unchanged or removed."""
+        rng = self.rng
+        name = f"g{rng.randrange(5)}"
+        path = self.grpc.get(name)
+        if path is not None and rng.random() < 0.3:
+            path.unlink()
+            del self.grpc[name]
+            return {path}
+        if path is not None and rng.random() < 0.15:
+            write(path, path.read_text())
+            return {path}
+        path = path or self.root / f"grpc-{name}.yaml"
+        write(path, grpc_route(rng, rng.choice(NAMESPACES), name))
+        self.grpc[name] = path
+        return {path}
 
     def add_route(self) -> set[Path]:
         name = f"r{self.rng.randrange(1000)}"
@@ -209,6 +250,8 @@ class Tree:
     def step(self) -> set[Path]:
         """One random edit; the paths a watcher would report."""
         rng = self.rng
+        if rng.random() < 0.2:
+            return self.grpc_edit()
         roll = rng.random()
         names = sorted(self.routes)
         if roll < 0.25 or not names:
@@ -251,13 +294,8 @@ class Tree:
             else:
                 write(grant, GRANT)
             return {grant}
-        if roll < 0.88:
-            grpc = self.root / "grpc.yaml"
-            if grpc.exists():
-                grpc.unlink()
-            else:
-                write(grpc, grpc_route("g", rng.choice(HOSTS)))
-            return {grpc}
+        if roll < 0.88:  # one GRPCRoute with an HTTPRoute, in one batch
+            return self.grpc_edit() | self.modify_route()
         if roll < 0.91:
             tcp = self.root / "tcp.yaml"
             write(tcp, tcp_route("t", rng.choice([*SERVICES, "missing"])))
@@ -301,17 +339,19 @@ def test_incremental_reloads_equal_a_full_rebuild(tmp_path: Path, seed: int) -> 
     tree.setup()
     incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
     assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
-    patched = 0
-    for _ in range(40):
+    patched = patched_with_grpc = 0
+    for _ in range(60):
         changed = {p.absolute() for p in tree.step()}
         basis = incremental.graph_basis
         got = outcome(incremental, changed, fresh=False)
         assert got == outcome(reference, None, fresh=True)
-        assert incremental.graph_basis is not None
-        patched += basis is not None and incremental.graph_basis.graph.gateways is (
-            basis.graph.gateways
-        )
+        after = incremental.graph_basis
+        assert after is not None
+        if basis is not None and after.graph.gateways is basis.graph.gateways:
+            patched += 1
+            patched_with_grpc += bool(after.graph.grpc_routes or basis.snapshot.grpc_routes)
     assert patched > 0  # the patch path was taken, not only full builds
+    assert patched_with_grpc > 0  # also with GRPCRoutes present (GEP-1016 decided again)
 
 
 def test_only_the_changed_route_is_resolved_again(tmp_path: Path) -> None:
@@ -394,3 +434,70 @@ def test_a_service_protocol_change_is_patched_like_a_rebuild(tmp_path: Path) -> 
         assert incremental.graph_basis.graph.gateways is before.graph.gateways  # patched
         protocol = incremental.graph_basis.graph.cluster_protocols.get("default/s1:80")
         assert protocol == ("h2c" if app_protocol else None)
+
+
+def _route(kind: str, name: str, created: str, hostname: str) -> str:
+    return f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: {kind}
+metadata: {{name: {name}, namespace: default, creationTimestamp: '2026-01-01T00:00:0{created}Z'}}
+spec:
+  parentRefs: [{{name: gw, sectionName: http}}]
+  hostnames: ["{hostname}"]
+  rules: [{{backendRefs: [{{name: s0, port: 80}}]}}]
+"""
+
+
+def test_grpc_routes_are_patched_and_conflicts_cascade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GRPCRoutes present: HTTPRoute and GRPCRoute changes patch the Graph (graph._build
+    is not called), and a GEP-1016 verdict that changes passes on to the routes that
+    lost or won because of it, exactly as a full build decides."""
+    write(tmp_path / "00-gateway.yaml", GATEWAY.format(hostname="*.example.com"))
+    write(tmp_path / "svc.yaml", service("default", "s0", "10.0.0.1", 80))
+    a, b, c = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    # a (oldest) keeps a.example.com; b shares it (wildcard) and loses the listener; c
+    # shares b.example.com with b only, and b claims nothing: c keeps it.
+    write(a, _route("HTTPRoute", "a", "1", "a.example.com"))
+    write(b, _route("GRPCRoute", "b", "2", "*.example.com"))
+    write(c, _route("HTTPRoute", "c", "3", "b.example.com"))
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    builds: list[object] = []
+    real = graph._build
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        builds.append(args)
+        return real(*args, **kwargs)
+
+    def listeners_of(kind: str, name: str) -> list[str]:
+        assert incremental.graph_basis is not None
+        built = incremental.graph_basis.graph
+        node = (built.routes if kind == "HTTPRoute" else built.grpc_routes)[("default", name)]
+        return [listener.name for parent in node.parents for listener, _ in parent.listeners]
+
+    def step(path: Path, text: str | None) -> None:
+        if text is None:
+            path.unlink()
+        else:
+            write(path, text)
+        monkeypatch.setattr(graph, "_build", counting)
+        got = outcome(incremental, {path.absolute()}, fresh=False)
+        monkeypatch.setattr(graph, "_build", real)
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == []  # patched
+
+    assert listeners_of("GRPCRoute", "b") == [] and listeners_of("HTTPRoute", "c") == ["http"]
+    step(a, None)  # b wins the listener now, and c loses it to b
+    assert listeners_of("GRPCRoute", "b") == ["http"] and listeners_of("HTTPRoute", "c") == []
+    step(a, _route("HTTPRoute", "a", "1", "a.example.com"))  # back as at first
+    assert listeners_of("GRPCRoute", "b") == [] and listeners_of("HTTPRoute", "c") == ["http"]
+    step(b, _route("GRPCRoute", "b", "2", "x.example.com"))  # no longer shares a hostname
+    assert listeners_of("GRPCRoute", "b") == ["http"] and listeners_of("HTTPRoute", "c") == ["http"]
+    step(c, _route("HTTPRoute", "c", "0", "x.example.com"))  # older than b, same hostname
+    assert listeners_of("GRPCRoute", "b") == [] and listeners_of("HTTPRoute", "c") == ["http"]
+    step(tmp_path / "d.yaml", _route("GRPCRoute", "d", "0", "y.example.com"))  # added
+    assert listeners_of("GRPCRoute", "d") == ["http"]
+    step(b, None)  # removed
+    step(tmp_path / "d.yaml", None)  # the last GRPCRoute removed

@@ -56,9 +56,9 @@ def update(
     unusable_addresses: Mapping[Key, tuple[str, ...]] | None = None,
     memo: RuleMemo | None = None,
 ) -> tuple[Graph, Basis]:
-    """``build``, or a patch of the last Graph when only HTTPRoutes, Services and
-    EndpointSlices changed (graph/incremental.py). ``changed``: the keys the source says changed since the
-    Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
+    """``build``, or a patch of the last Graph when only HTTPRoutes, GRPCRoutes,
+    Services and EndpointSlices changed (graph/incremental.py). ``changed``: the keys
+    the source says changed since the Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
     returned Basis is the one to pass next time."""
     unusable = unusable_addresses or {}
     if (

@@ -1,42 +1,46 @@
-"""Patching the last Graph when only HTTPRoutes, Services and EndpointSlices changed.
+"""Patching the last Graph when only HTTPRoutes, GRPCRoutes, Services and EndpointSlices
+changed.
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
 of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
 and attaches every route again. When the source says which objects changed
-(``LoadResult.changed``) and all of them are HTTPRoutes, Services or EndpointSlices,
-the previous Graph is patched: only the changed routes and the routes whose backendRefs
-or mirrors name a changed Service are rebuilt (rules, backends, parents), and what
-depends on them outside themselves is updated:
+(``LoadResult.changed``) and all of them are of those kinds, the previous Graph is
+patched: only the changed routes and the routes whose backendRefs or mirrors name a
+changed Service are rebuilt (rules, backends, parents), and what depends on them
+outside themselves is updated:
 
+* GEP-1016 (an HTTPRoute and a GRPCRoute may not share a hostname on a listener): the
+  verdicts on the listeners the rebuilt routes attach or attached to, and only the
+  routes whose verdict there may change (graph/crossserving.py ``CrossServing``);
 * the listeners they attach to: ``attachedRoutes`` and ``ListenerNode.routes`` (kept in
-  route key order, as a build appends them);
+  the order a build counts them: HTTPRoutes, then GRPCRoutes, each by key);
 * the clusters: exactly those some route's backends or mirrors resolve to (counted per
   cluster), with the endpoints of Services whose EndpointSlices changed recomputed (a
   backendRef resolves to the same cluster whatever its endpoints).
 
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
-full build: any other kind changed; a changed Service that a TCP/TLS/UDPRoute uses;
-GRPCRoutes present (an HTTPRoute and a GRPCRoute
-may not share a hostname on a listener, GEP-1016, which couples routes); a
-BackendTLSPolicy present (its ancestors are the Gateways of every route using its
-port); a TCP/TLS/UDPRoute with several rules (their other rules' backends still make
-clusters); different Gateway addresses or controller name. The result equals
-``graph.build`` of the new Snapshot (tests/graph/test_incremental_graph.py checks it on
-random edit sequences).
+full build: any other kind changed (Gateways, ListenerSets, GatewayClasses,
+ReferenceGrants, Namespaces, Secrets, ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes);
+a changed Service that a TCP/TLS/UDPRoute uses; a BackendTLSPolicy present (its
+ancestors are the Gateways of every route using its port); a TCP/TLS/UDPRoute with
+several rules (their other rules' backends still make clusters); different Gateway
+addresses or controller name; an object added or removed in a way the source cannot
+patch (sources/files.py). The result equals ``graph.build`` of the new Snapshot
+(tests/graph/test_incremental_graph.py checks it on random edit sequences).
 
-The previous Graph is **consumed**: its Gateway and listener nodes are reused and
-updated in place, so it must not be read (nor released) afterwards.
-"""
+The previous Graph is **consumed**: its Gateway and listener nodes (and the parents of
+routes whose GEP-1016 verdict changed) are reused and updated in place, so it must not
+be read (nor released) afterwards."""
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from turnout.graph.backends import BackendResolver
+from turnout.graph.crossserving import CrossServing, insert_route
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key, L4Route, ListenerNode, Route, RouteNode
 from turnout.graph.routes import route_node
@@ -48,7 +52,7 @@ ObjectKey = tuple[str, str, str]
 # HTTPRoutes: their nodes are rebuilt. Services: the nodes of the HTTPRoutes referring
 # to them are rebuilt. EndpointSlices: only the endpoints of clusters depend on them (a
 # backendRef resolves the same whatever the endpoints).
-_PATCHED_KINDS = frozenset({"HTTPRoute", "EndpointSlice", "Service"})
+_PATCHED_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "EndpointSlice", "Service"})
 
 
 @dataclasses.dataclass
@@ -62,6 +66,9 @@ class Basis:
     unusable_addresses: Mapping[Key, tuple[str, ...]]
     # How many routes resolved to each cluster; counted at the first patch.
     cluster_refs: Counter[str] | None = None
+    # Who lost a listener to GEP-1016 cross serving; found at the first patch with
+    # GRPCRoutes.
+    cross: CrossServing | None = None
 
 
 def patchable(
@@ -81,7 +88,6 @@ def patchable(
         and basis.graph.controller_name == controller_name
         and dict(basis.addresses) == dict(addresses)
         and dict(basis.unusable_addresses) == dict(unusable_addresses)
-        and not snapshot.grpc_routes
         and not snapshot.backend_tls_policies
         and all(len(node.obj.spec.rules) <= 1 for node in basis.graph.l4_routes.values())
         and not _l4_uses(
@@ -94,7 +100,7 @@ def patch(
     basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
 ) -> Graph:
     """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes,
-    Services and EndpointSlices."""
+    GRPCRoutes, Services and EndpointSlices."""
     graph, resolver = basis.graph, basis.resolver
     if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
         resolver.clusters = dict(resolver.clusters)
@@ -104,33 +110,50 @@ def patch(
         memo.carry_over()
     refs = basis.cluster_refs
     if refs is None:
-        refs = basis.cluster_refs = Counter(_cluster_names(graph, graph.routes.values()))
+        every = [*graph.routes.values(), *graph.grpc_routes.values()]
+        refs = basis.cluster_refs = Counter(_cluster_names(graph, every))
+    # GEP-1016 conflicts need deciding again only when GRPCRoutes are or were present.
+    mixed = bool(graph.grpc_routes or snapshot.grpc_routes)
+    if mixed and basis.cross is None:
+        basis.cross = CrossServing([*graph.routes.values(), *graph.grpc_routes.values()])
     services = {(ns, name) for kind, ns, name in changed if kind == "Service"}
-    rebuilt = {(ns, name) for kind, ns, name in changed if kind == "HTTPRoute"}
+    kinds: dict[str, tuple[dict[Key, RouteNode], Mapping[Key, Route]]] = {
+        "HTTPRoute": (graph.routes, snapshot.http_routes),
+        "GRPCRoute": (graph.grpc_routes, snapshot.grpc_routes),
+    }
+    rebuilt = {(kind, ns, name) for kind, ns, name in changed if kind in kinds}
     if services:
         resolver.forget_services(snapshot, services)
-        rebuilt.update(key for key, node in graph.routes.items() if _uses(node.obj, services))
-    routes = dict(graph.routes)
+        for kind, (nodes, _) in kinds.items():
+            rebuilt.update((kind, *key) for key, node in nodes.items() if _uses(node.obj, services))
+    tables = {kind: dict(nodes) for kind, (nodes, _) in kinds.items()}
     touched: list[str] = []
-    added = False
-    for key in sorted(rebuilt):
-        old = routes.pop(key, None)
+    removed: list[RouteNode] = []
+    for kind, ns, name in sorted(rebuilt):  # first every replaced node off its listeners
+        old = tables[kind].pop((ns, name), None)
         if old is not None:
             _detach(old)
+            removed.append(old)
             touched.extend(_route_clusters(old))
             refs.subtract(_route_clusters(old))
             if memo is not None:
                 memo.forget(old.obj)
-        route = snapshot.http_routes.get(key)
+    added: list[RouteNode] = []
+    for kind, ns, name in sorted(rebuilt):
+        route = kinds[kind][1].get((ns, name))
         if route is not None:
             node = route_node(route, snapshot, graph.gateways, graph.listener_sets, resolver, memo)
-            _attach(node)
+            added.append(node)
             touched.extend(_route_clusters(node))
             refs.update(_route_clusters(node))
-            routes[key] = node
-            added = added or old is None
-    if added:
-        routes = dict(sorted(routes.items()))
+            tables[kind][(ns, name)] = node
+    if basis.cross is not None and mixed:
+        basis.cross.settle(removed, added)  # before counting: a route may lose a listener
+    for node in added:
+        _attach(node)
+    for kind, (nodes, _) in kinds.items():
+        if tables[kind].keys() != nodes.keys():
+            tables[kind] = dict(sorted(tables[kind].items()))
     clusters, protocols = dict(graph.clusters), dict(graph.cluster_protocols)
     for name in touched:  # every cluster name whose count changed
         if refs[name] <= 0:
@@ -152,7 +175,11 @@ def patch(
         )
     basis.snapshot = snapshot
     basis.graph = dataclasses.replace(
-        graph, routes=routes, clusters=clusters, cluster_protocols=protocols
+        graph,
+        routes=tables["HTTPRoute"],
+        grpc_routes=tables["GRPCRoute"],
+        clusters=clusters,
+        cluster_protocols=protocols,
     )
     return basis.graph
 
@@ -176,7 +203,7 @@ def _detach(node: RouteNode) -> None:
 def _attach(node: RouteNode) -> None:
     for listener, hosts in _listeners(node):
         listener.attached_routes += 1
-        bisect.insort(listener.routes, (node, hosts), key=lambda entry: entry[0].key)
+        insert_route(listener, (node, hosts))
 
 
 def _cluster_names(graph: Graph, routes: Iterable[RouteNode]) -> Iterator[str]:

@@ -196,10 +196,25 @@ class ParentStatus:
     listener_set: ListenerSetNode | None = None
     # listeners the route is attached to, with the hostnames it serves there
     listeners: list[tuple[ListenerNode, list[str]]] = field(default_factory=list)
+    # Set when routes of the other kind took some of its listeners (GEP-1016).
+    cross_loss: CrossLoss | None = None
 
     @property
     def accepted(self) -> bool:
         return any(c.type == "Accepted" and c.status == "True" for c in self.conditions)
+
+
+@dataclass(eq=False)
+class CrossLoss:
+    """What an HTTPRoute's or GRPCRoute's parent entry lost to routes of the other kind
+    sharing a hostname on a listener (GEP-1016, graph/crossserving.py), and what it was
+    before: a patch re-decides the loss from it when the routes around it change."""
+
+    # The parent's listeners and conditions before the loss.
+    offered: list[tuple[ListenerNode, list[str]]]
+    conditions: list[Condition]
+    # id(listener) -> the route that took it.
+    rivals: dict[int, RouteNode]
 
 
 @dataclass(eq=False)

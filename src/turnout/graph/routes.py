@@ -9,19 +9,19 @@ ParentReference: a parentRef selects listeners by
 admit the route's kind and namespace (none: NotAllowedByListeners) and whose hostname
 intersects the route's hostnames (none: NoMatchingListenerHostname). Then, per listener,
 an HTTPRoute and a GRPCRoute must not share a hostname (GEP-1016 "Cross Serving"): the
-older route keeps it and the other is not accepted there (`_reject_cross_kind`).
+older route keeps it and the other is not accepted there (`turnout.graph.crossserving`).
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from turnout.graph import grpcroute, hostnames
 from turnout.graph.attachment import attach_parents, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
+from turnout.graph.crossserving import reject_cross_kind
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import (
     GatewayNode,
@@ -86,7 +86,7 @@ def build_routes(
     }
     every = [*http.values(), *grpc.values()]
     # Before counting: a route that loses a hostname conflict is not attached there.
-    _reject_cross_kind(every)
+    reject_cross_kind(every)
     _count_attached(every)
     return http, grpc
 
@@ -323,72 +323,3 @@ def _count_attached(nodes: Sequence[RouteNode]) -> None:
                 seen.add(id(listener))
                 listener.attached_routes += 1
                 listener.routes.append((node, hosts))
-
-
-# The two kinds GEP-1016 forbids to share a hostname on a listener ("Cross Serving").
-_CROSS_SERVED = frozenset({"HTTPRoute", "GRPCRoute"})
-
-
-def _reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
-    """An HTTPRoute and a GRPCRoute must not share a hostname on one listener.
-
-    GRPCRoute.spec.hostnames: when the hostnames of routes of the two kinds attached to
-    a listener intersect, exactly one is accepted: the oldest, then the first by
-    "{namespace}/{name}". Routes claim listeners in that order; a route that meets an
-    older one of the other kind loses that listener. Its parent is Accepted=False
-    (NotAllowedByListeners: the listener does not take it) when no listener is left,
-    and stays Accepted, saying which listeners it lost, otherwise.
-    """
-    # Claims per listener and route kind, each with its claim order: a route is only
-    # checked against the claims of other kinds (none at all on the usual listener that
-    # carries one kind; scanning every claim made this quadratic in the routes).
-    claimed: dict[int, dict[str, list[tuple[int, RouteNode, list[str]]]]] = defaultdict(dict)
-    order = 0
-    for node in sorted((n for n in nodes if n.kind in _CROSS_SERVED), key=_age):
-        for parent in node.parents:
-            kept: list[tuple[ListenerNode, list[str]]] = []
-            lost: list[str] = []
-            for listener, hosts in parent.listeners:
-                rivals = (
-                    next((claim for claim in claims if _overlap(hosts, claim[2])), None)
-                    for kind, claims in claimed[id(listener)].items()
-                    if kind != node.kind
-                )
-                first = min((claim for claim in rivals if claim is not None), default=None)
-                rival = None if first is None else first[1]
-                if rival is None:
-                    kept.append((listener, hosts))
-                    continue
-                lost.append(
-                    f"listener {listener.name}: shares a hostname with {rival.kind} "
-                    f"{rival.namespace}/{rival.name}, which takes precedence (older, or "
-                    "first by namespace/name), and an HTTPRoute and a GRPCRoute cannot "
-                    "share a hostname on one listener"
-                )
-            for listener, hosts in kept:
-                claimed[id(listener)].setdefault(node.kind, []).append((order, node, hosts))
-                order += 1
-            if lost:
-                parent.listeners = kept
-                verdict = (
-                    c.route_accepted_except("; ".join(lost))
-                    if kept
-                    else c.route_not_allowed_by_listeners("; ".join(lost))
-                )
-                parent.conditions = [
-                    verdict if cond.type == c.ACCEPTED else cond for cond in parent.conditions
-                ]
-
-
-def _age(node: RouteNode) -> tuple[str, str, str, str]:
-    # An unknown creationTimestamp sorts last, as in the IR's precedence order.
-    return (node.obj.metadata.creation_timestamp or "~", node.namespace, node.name, node.kind)
-
-
-def _overlap(hosts: list[str], others: list[str]) -> bool:
-    """Do two lists of effective hostnames (exact, wildcard or ANY) share a hostname?"""
-    return any(
-        hostnames.ANY in (a, b) or hostnames.matches(a, b) or hostnames.matches(b, a)
-        for a in hosts
-        for b in others
-    )
