@@ -1,12 +1,14 @@
 """A reload of only the changed files, patching the last Graph, equals a full rebuild.
 
 ``Pipeline.compile(changed_paths)`` reads only the files the watcher reported
-(sources/files.py ``FileSource._patch``) and, when only routes, Services and
-EndpointSlices changed, patches the previous Graph (graph/incremental.py). Random
-sequences of edits (HTTPRoutes, Services, Gateways, ReferenceGrants, GRPCRoutes and
-TCPRoutes added, modified, rewritten unchanged, renamed, removed, broken, duplicated,
-moved into new directories; GRPCRoutes and HTTPRoutes of random ages sharing hostnames
-on listeners, so that GEP-1016 verdicts change while patching) go through that path,
+(sources/files.py ``FileSource._patch``) and, when only routes, Services,
+EndpointSlices and Secrets changed, patches the previous Graph (graph/incremental.py).
+Random sequences of edits (HTTPRoutes, Services, Gateways, ReferenceGrants, GRPCRoutes
+and TCPRoutes added, modified, rewritten unchanged, renamed, removed, broken,
+duplicated, moved into new directories; GRPCRoutes and HTTPRoutes of random ages
+sharing hostnames on listeners, so that GEP-1016 verdicts change while patching; the
+HTTPS listener's Secret rotated to another key pair, an invalid one, removed) go
+through that path,
 and after every step status and IR must equal what a pipeline computes from scratch: a
 full listing and stat of every file, a full graph build with empty caches.
 """
@@ -14,6 +16,7 @@ full listing and stat of every file, a full graph build with empty caches.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
 import shutil
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from turnout import graph, ir
 from turnout.graph.memo import RuleMemo
@@ -45,6 +49,8 @@ spec:
        allowedRoutes: {{namespaces: {{from: All}}}}}}
     - {{name: plain, port: 8080, protocol: HTTP}}
     - {{name: tcp, port: 9000, protocol: TCP}}
+    - {{name: https, port: 443, protocol: HTTPS, hostname: "*.example.com",
+       tls: {{certificateRefs: [{{name: cert}}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
 """
 
 HOSTS = ["a.example.com", "b.example.com", "*.example.com", "other.test"]
@@ -152,6 +158,29 @@ spec:
 """
 
 
+_CA = trustme.CA()
+# Key pairs a certificate rotation goes through (cert-manager renewing a Secret).
+_PAIRS = [_CA.issue_cert(f"v{i}.example.com", "*.example.com") for i in range(3)]
+
+
+def secret(version: int | None) -> str:
+    """The listener's Secret ``cert``: key pair ``version``, or (None) an invalid one."""
+    if version is None:
+        chain, key = "not a certificate", "not a key"
+    else:
+        chain = _PAIRS[version].cert_chain_pems[0].bytes().decode()
+        key = _PAIRS[version].private_key_pem.bytes().decode()
+    return f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: cert, namespace: default}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {json.dumps(chain)}
+  tls.key: {json.dumps(key)}
+"""
+
+
 GRANT = """\
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
@@ -211,6 +240,19 @@ class Tree:
             self.add_route()
         for _ in range(self.rng.randrange(4)):
             self.grpc_edit()
+        write(self.root / "secret-cert.yaml", secret(0))
+
+    def secret_edit(self) -> set[Path]:
+        """The listener certificate rotated: another key pair, an invalid one, gone."""
+        path = self.root / "secret-cert.yaml"
+        state = self.rng.choice([0, 1, 2, None, "missing"])
+        if state == "missing":
+            if path.exists():
+                path.unlink()
+        else:
+            assert state is None or isinstance(state, int)
+            write(path, secret(state))
+        return {path}
 
     def grpc_edit(self) -> set[Path]:
         """A GRPCRoute added, modified, rewritten unchanged or removed."""
@@ -252,6 +294,8 @@ class Tree:
         rng = self.rng
         if rng.random() < 0.2:
             return self.grpc_edit()
+        if rng.random() < 0.12:
+            return self.secret_edit()
         roll = rng.random()
         names = sorted(self.routes)
         if roll < 0.25 or not names:
@@ -501,3 +545,77 @@ def test_grpc_routes_are_patched_and_conflicts_cascade(
     assert listeners_of("GRPCRoute", "d") == ["http"]
     step(b, None)  # removed
     step(tmp_path / "d.yaml", None)  # the last GRPCRoute removed
+
+
+def _compile_counting_builds(
+    monkeypatch: pytest.MonkeyPatch, pipeline: Pipeline, changed: set[Path]
+) -> tuple[Any, int]:
+    """``outcome`` of a reload, and how many times it called the full ``graph._build``."""
+    builds: list[object] = []
+    real = graph._build
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        builds.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(graph, "_build", counting)
+    try:
+        got = outcome(pipeline, {path.absolute() for path in changed}, fresh=False)
+    finally:
+        monkeypatch.setattr(graph, "_build", real)
+    return got, len(builds)
+
+
+def test_certificate_rotation_patches_only_the_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener's Secret rotated (another key pair, an invalid one, gone, back): the
+    Graph is patched (no full build), the listener serves the new pair or is not
+    programmed, and status and IR equal a full rebuild at every step."""
+    tree = Tree(tmp_path, random.Random(5))
+    tree.setup()
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    path = tmp_path / "secret-cert.yaml"
+    for version in (1, 2, None, "missing", 0):
+        if version == "missing":
+            path.unlink()
+        else:
+            assert version is None or isinstance(version, int)
+            write(path, secret(version))
+        got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == 0  # patched
+        assert incremental.graph_basis is not None
+        gateway = incremental.graph_basis.graph.gateways[("default", "gw")]
+        https = next(listener for listener in gateway.listeners if listener.name == "https")
+        if isinstance(version, int):
+            pem = _PAIRS[version].cert_chain_pems[0].bytes()
+            assert [cert.cert_chain_pem.encode() for cert in https.certificates] == [pem]
+            assert https.not_programmable is None
+        else:
+            assert https.certificates == [] and https.not_programmable is not None
+
+
+def test_a_secret_the_gateway_tls_reads_takes_the_full_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same Secret also the Gateway's backend client certificate (spec.tls, which
+    graph/rotation.py does not follow): the full build, with the same result."""
+    tree = Tree(tmp_path, random.Random(5))
+    tree.setup()
+    gateway = tmp_path / "00-gateway.yaml"
+    text = GATEWAY.format(hostname="*.example.com")
+    text = text.replace(
+        "  listeners:\n", "  tls: {backend: {clientCertificateRef: {name: cert}}}\n  listeners:\n"
+    )
+    write(gateway, text)
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    assert incremental.graph_basis is not None
+    assert incremental.graph_basis.snapshot.gateways[("default", "gw")].spec.tls is not None
+    path = tmp_path / "secret-cert.yaml"
+    write(path, secret(1))
+    got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+    assert got == outcome(reference, None, fresh=True)
+    assert builds == 1

@@ -57,7 +57,7 @@ def update(
     memo: RuleMemo | None = None,
 ) -> tuple[Graph, Basis]:
     """``build``, or a patch of the last Graph when only HTTPRoutes, GRPCRoutes,
-    Services and EndpointSlices changed (graph/incremental.py). ``changed``: the keys
+    Services, EndpointSlices and (most) Secrets changed (graph/incremental.py). ``changed``: the keys
     the source says changed since the Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
     returned Basis is the one to pass next time."""
     unusable = unusable_addresses or {}
@@ -73,7 +73,9 @@ def update(
             unusable_addresses=unusable,
         )
     ):
-        return patch(basis, snapshot, changed, memo), basis
+        patched = patch(basis, snapshot, changed, memo)
+        if patched is not None:
+            return patched, basis
     built, resolver = _build(
         snapshot,
         controller_name=controller_name,

@@ -91,10 +91,16 @@ def build_gateways(
             listener_node(node, listener, snapshot) for listener in gateway.spec.listeners
         ]
         _mark_conflicts(node.listeners)
-        _accept_gateway(node, gateway)
-        node.conditions.extend(gateway_tls_conditions(node, snapshot))
+        gateway_conditions(node, snapshot)
         nodes[key] = node
     return nodes
+
+
+def gateway_conditions(node: GatewayNode, snapshot: Snapshot) -> None:
+    """The Gateway's conditions (and ``accepted``), from its listeners; computed again
+    when a patch changed their ResolvedRefs (graph/rotation.py)."""
+    _accept_gateway(node, node.obj)
+    node.conditions.extend(gateway_tls_conditions(node, snapshot))
 
 
 def listener_node(

@@ -1,5 +1,5 @@
-"""Patching the last Graph when only HTTPRoutes, GRPCRoutes, Services and EndpointSlices
-changed.
+"""Patching the last Graph when only HTTPRoutes, GRPCRoutes, Services, EndpointSlices
+and Secrets changed.
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
 of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
@@ -16,13 +16,17 @@ outside themselves is updated:
   the order a build counts them: HTTPRoutes, then GRPCRoutes, each by key);
 * the clusters: exactly those some route's backends or mirrors resolve to (counted per
   cluster), with the endpoints of Services whose EndpointSlices changed recomputed (a
-  backendRef resolves to the same cluster whatever its endpoints).
+  backendRef resolves to the same cluster whatever its endpoints);
+* Secrets (a certificate rotated): the Gateway listeners whose certificateRefs name
+  them, and their Gateways' conditions (graph/rotation.py); no route depends on them.
 
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
 full build: any other kind changed (Gateways, ListenerSets, GatewayClasses,
-ReferenceGrants, Namespaces, Secrets, ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes);
-a changed Service that a TCP/TLS/UDPRoute uses; a BackendTLSPolicy present (its
+ReferenceGrants, Namespaces, ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes); a
+changed Secret that a Gateway's ``spec.tls`` (client CA validation, backend client
+certificate) or a ListenerSet's listener names; a changed Service that a TCP/TLS/UDPRoute
+uses; a BackendTLSPolicy present (its
 ancestors are the Gateways of every route using its port); a TCP/TLS/UDPRoute with
 several rules (their other rules' backends still make clusters); different Gateway
 addresses or controller name; an object added or removed in a way the source cannot
@@ -39,6 +43,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
+from turnout.graph import rotation
 from turnout.graph.backends import BackendResolver
 from turnout.graph.crossserving import CrossServing, insert_route
 from turnout.graph.memo import RuleMemo
@@ -52,7 +57,7 @@ ObjectKey = tuple[str, str, str]
 # HTTPRoutes: their nodes are rebuilt. Services: the nodes of the HTTPRoutes referring
 # to them are rebuilt. EndpointSlices: only the endpoints of clusters depend on them (a
 # backendRef resolves the same whatever the endpoints).
-_PATCHED_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "EndpointSlice", "Service"})
+_PATCHED_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "EndpointSlice", "Service", "Secret"})
 
 
 @dataclasses.dataclass
@@ -98,10 +103,16 @@ def patchable(
 
 def patch(
     basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
-) -> Graph:
+) -> Graph | None:
     """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes,
-    GRPCRoutes, Services and EndpointSlices."""
+    GRPCRoutes, Services, EndpointSlices and Secrets; None (``basis`` untouched) when a
+    changed Secret is read where graph/rotation.py does not follow it."""
     graph, resolver = basis.graph, basis.resolver
+    secrets = {(ns, name) for kind, ns, name in changed if kind == "Secret"}
+    rotated = rotation.affected(graph, snapshot, secrets)
+    if rotated is None:
+        return None
+    rotation.refresh(graph, snapshot, rotated)  # routes do not depend on certificates
     if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
         resolver.clusters = dict(resolver.clusters)
         resolver.cluster_protocols = dict(resolver.cluster_protocols)
