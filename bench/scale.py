@@ -2,6 +2,8 @@
 
     python bench/scale.py                           # N = 1000,5000; 50 changes each
     python bench/scale.py --routes 5000 --profile   # also cProfile a second run; top hotspots
+    python bench/scale.py --routes 5000 --grpc-routes 50   # and 50 GRPCRoutes on the listener
+    python bench/scale.py --routes 5000 --change secret    # the change: a certificate rotated
     make bench-scale                                # the same, appending to bench/RESULTS.md
 
 For each N it writes the manifests of ``bench/manifests.py`` into a temp dir (one file per
@@ -12,7 +14,12 @@ group, and measures:
 * **ready**: from process start until every HTTPRoute is Accepted in ``/status`` *and* the
   data plane answers 200 for the last route (polled with real requests);
 * **change**: one route file rewritten atomically (write + rename) to add a response header
-  ``x-bench-gen: k``; time until a real request shows ``k`` (p50/p99 over ``--changes``);
+  ``x-bench-gen: k``; time until a real request shows ``k`` (p50/p99 over ``--changes``).
+  With ``--change secret`` the Gateway also has an HTTPS listener (hostname
+  ``secure.bench.test``, no routes) whose Secret is rewritten with another key pair;
+  time until a TLS handshake there presents the new certificate;
+* ``--grpc-routes G`` adds G GRPCRoutes (hostnames of their own, so no GEP-1016 conflict)
+  on the same listener as the HTTPRoutes;
 * **teardown**: every route file deleted; time until ``/status`` lists no HTTPRoute;
 * **RSS**: VmRSS / VmHWM of the turnout process (the control plane) from /proc after
   loading and after changes, and of each data-plane worker (every process below it):
@@ -28,6 +35,7 @@ import argparse
 import compileall
 import contextlib
 import datetime as dt
+import functools
 import http.client
 import json
 import os
@@ -35,6 +43,8 @@ import platform
 import pstats
 import shlex
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -238,12 +248,126 @@ def poll(check: object, timeout: float, interval: float) -> float | None:
     return None
 
 
+HTTPS_HOST = "secure.bench.test"
+CERT_SECRET = "bench-cert"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What each measured tree holds besides the HTTPRoutes, and which change is timed."""
+
+    grpc_routes: int = 0
+    change: str = "route"  # or "secret"
+
+
+def grpc_route_yaml(j: int) -> str:
+    """GRPCRoute g-{j} on the HTTPRoutes' listener, to the Service of route j."""
+    return f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: g-{j}
+  namespace: {manifests.NAMESPACE}
+spec:
+  parentRefs:
+    - name: {manifests.GATEWAY}
+  hostnames: ["grpc{j}.bench.test"]
+  rules:
+    - matches:
+        - method: {{service: bench.Svc{j}}}
+      backendRefs:
+        - name: svc-{j}
+          port: 80
+"""
+
+
+def https_listener_yaml() -> str:
+    """An HTTPS listener for the base Gateway (appended to its listeners)."""
+    return f"""\
+    - name: https
+      port: 443
+      protocol: HTTPS
+      hostname: {HTTPS_HOST}
+      tls:
+        certificateRefs:
+          - name: {CERT_SECRET}
+"""
+
+
+def secret_yaml(pair: tuple[str, str]) -> str:
+    chain, key = pair
+    return f"""\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {CERT_SECRET}
+  namespace: {manifests.NAMESPACE}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: {json.dumps(chain)}
+  tls.key: {json.dumps(key)}
+"""
+
+
+def key_pairs(count: int) -> list[tuple[str, str]]:
+    """(certificate chain PEM, key PEM) for the HTTPS listener, ``count`` of them."""
+    import trustme  # a dev dependency (make install), needed for --change secret only
+
+    ca = trustme.CA()
+    pairs = []
+    for _ in range(count):
+        issued = ca.issue_cert(HTTPS_HOST)
+        pairs.append(
+            (issued.cert_chain_pems[0].bytes().decode(), issued.private_key_pem.bytes().decode())
+        )
+    return pairs
+
+
+def presented_certificate(port: int) -> bytes | None:
+    """The DER certificate a TLS handshake on 127.0.0.1:port with SNI HTTPS_HOST gets."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+            context.wrap_socket(raw, server_hostname=HTTPS_HOST) as tls,
+        ):
+            return tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+
+
+def pem_to_der(chain: str) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(
+        chain.split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    )
+
+
+def write_extras(directory: Path, options: Options, pair: tuple[str, str] | None) -> None:
+    for j in range(options.grpc_routes):
+        (directory / f"grpc-{j:05d}.yaml").write_text(grpc_route_yaml(j))
+    if options.change == "secret":
+        assert pair is not None
+        base = directory / "00-base.yaml"
+        base.write_text(manifests.base_yaml() + https_listener_yaml())
+        (directory / "00-cert.yaml").write_text(secret_yaml(pair))
+
+
 def measure(
-    n: int, changes: int, origin_port: int, procs: Processes, tmp: Path, profile: Path | None
+    n: int,
+    changes: int,
+    origin_port: int,
+    procs: Processes,
+    tmp: Path,
+    profile: Path | None,
+    options: Options = Options(),
 ) -> Result:
     result = Result(n)
     directory = tmp / f"routes-{n}"
     manifests.write_tree(directory, n, default_endpoint=("127.0.0.1", origin_port))
+    pairs = key_pairs(2) if options.change == "secret" else []
+    write_extras(directory, options, pairs[0] if pairs else None)
     last = manifests.target(n - 1, n)
     endpoint = ("127.0.0.1", origin_port)
 
@@ -282,15 +406,21 @@ def measure(
         result.rss_loaded_mb, _ = proc_mem_mb(turnout.proc.pid)
         result.workers_loaded_mb = [rss for rss, _ in workers_mem_mb(turnout.proc.pid)]
 
-        path = manifests.route_file(directory, n - 1)
+        https_port = turnout.proxy_port - manifests.LISTENER_PORT + 443
+        if options.change == "secret":
+            first = functools.partial(_presents, https_port, pem_to_der(pairs[0][0]))
+            if poll(first, READY_TIMEOUT, 0.01) is None:
+                raise RuntimeError("the HTTPS listener does not present the first certificate")
         for k in range(1, changes + 1):
-            manifests.write_atomic(path, manifests.route_yaml(n - 1, n, endpoint, generation=k))
+            if options.change == "secret":
+                pair = pairs[k % 2]
+                manifests.write_atomic(directory / "00-cert.yaml", secret_yaml(pair))
+                seen = functools.partial(_presents, https_port, pem_to_der(pair[0]))
+            else:
+                text = manifests.route_yaml(n - 1, n, endpoint, generation=k)
+                manifests.write_atomic(manifests.route_file(directory, n - 1), text)
+                seen = functools.partial(_shows_generation, turnout, last, k)
             start = time.monotonic()
-
-            def seen(k: int = k) -> bool:
-                answer = turnout.request(last)
-                return answer is not None and answer[1].get("x-bench-gen") == str(k)
-
             took = poll(seen, CHANGE_TIMEOUT, 0.002)
             if took is None:
                 result.change_timeouts += 1
@@ -309,6 +439,15 @@ def measure(
     finally:
         turnout.stop()
     return result
+
+
+def _presents(port: int, expected: bytes) -> bool:
+    return presented_certificate(port) == expected
+
+
+def _shows_generation(turnout: Turnout, last: manifests.Target, k: int) -> bool:
+    answer = turnout.request(last)
+    return answer is not None and answer[1].get("x-bench-gen") == str(k)
 
 
 def _code(answer: tuple[int, dict[str, str]] | None) -> int | None:
@@ -405,7 +544,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--top", type=int, default=20, help="hotspots to list with --profile")
     parser.add_argument("--results", help="append the tables as a dated section to this file")
+    parser.add_argument("--grpc-routes", type=int, default=0, help="also this many GRPCRoutes (0)")
+    parser.add_argument(
+        "--change",
+        choices=("route", "secret"),
+        default="route",
+        help="what each timed change rewrites: the last HTTPRoute (route) or the "
+        "certificate Secret of an HTTPS listener (secret)",
+    )
     args = parser.parse_args(argv)
+    options = Options(grpc_routes=args.grpc_routes, change=args.change)
     counts = [int(n) for n in args.routes.split(",")]
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))  # run the finally blocks
 
@@ -435,14 +583,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             wait_listening(origin_port, origin)
             for n in counts:
                 print(f"{n:,} routes ...", flush=True)
-                results.append(measure(n, args.changes, origin_port, procs, tmp, None))
+                results.append(measure(n, args.changes, origin_port, procs, tmp, None, options))
                 print(table(results[-1:]).splitlines()[-1], flush=True)
             if args.profile:
                 n = max(counts)
                 profile = tmp / f"turnout-{n}.prof"  # outside profile/: kept
                 print(f"profiling {n:,} routes under cProfile (timings inflated) ...", flush=True)
                 (tmp / "profile").mkdir()
-                measure(n, min(args.changes, 10), origin_port, procs, tmp / "profile", profile)
+                measure(
+                    n, min(args.changes, 10), origin_port, procs, tmp / "profile", profile, options
+                )
                 profile_text = hotspots(profile, args.top)
         finally:
             procs.close()
