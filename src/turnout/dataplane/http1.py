@@ -156,7 +156,13 @@ class ClientConnection(asyncio.Protocol):
         self.deadline = 0.0  # see turnout.dataplane.watchdog
         self._timing = _TIMING_HEAD
         self._open = False
-        self._parser = httptools.HttpRequestParser(self)
+        parser = httptools.HttpRequestParser(self)
+        self._parser = parser
+        # Bound once: a call through an attribute of the compiled class skips the method
+        # lookup on httptools' type that ``parser.feed_data(...)`` costs on every request.
+        self._feed: Callable[[bytes], None] = parser.feed_data
+        self._keep_alive: Callable[[], bool] = parser.should_keep_alive
+        self._method: Callable[[], bytes] = parser.get_method
         self.client_ip = b""
         self.forwarded = b""
         # A list, not a deque: at most MAX_PIPELINED long, and list operations are
@@ -224,7 +230,7 @@ class ClientConnection(asyncio.Protocol):
         self._feed_size = len(data)
         self.feeding = True
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
         except httptools.HttpParserUpgrade as upgrade:
             if self._h2c is not None:  # the rest of the connection is HTTP/2
                 self.hand_over_to_h2(data[upgrade.args[0] :], self._h2c)
@@ -336,9 +342,14 @@ class ClientConnection(asyncio.Protocol):
         raw = self._headers
         self._url = b""
         self._headers = []
-        parser = self._parser
-        version = parser.get_http_version()
+        keep_alive = self._keep_alive()
         request = RequestHeaders(raw)
+        # llhttp accepts the versions 0.9, 1.0, 1.1 and 2.0 only, and keeps a request
+        # without a Connection field alive by default only for 1.1 (llhttp_should_keep_alive):
+        # so that case is 1.1 without get_http_version(), which formats a str per call.
+        version = (
+            "1.1" if keep_alive and not request.connection else self._parser.get_http_version()
+        )
         if version != "1.1":
             if version != "1.0":
                 raise _Reject(505)
@@ -350,8 +361,9 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400)
         # find, not `in`: bytes.__contains__ first tries the operand as an integer and
         # builds a TypeError message on the way (a tenth of this callback's cost).
+        method = self._method()
         if url[:1] != b"/" or url.find(b"#") != -1:
-            url = _request_target(url, parser.get_method(), request)
+            url = _request_target(url, method, request)
         if (
             request.upgrade
             and self._heads == 1
@@ -362,13 +374,11 @@ class ClientConnection(asyncio.Protocol):
         ):
             return
         exchange = Exchange(
-            self,
-            keep_alive=parser.should_keep_alive() and not self.draining,
-            http10=version == "1.0",
+            self, keep_alive=keep_alive and not self.draining, http10=version == "1.0"
         )
         self._receiving = exchange
         self.exchanges.append(exchange)
-        route_request(exchange, parser.get_method(), url, request, self)
+        route_request(exchange, method, url, request, self)
         if len(self.exchanges) == 1:
             exchange.start()
         elif len(self.exchanges) >= MAX_PIPELINED:
@@ -378,7 +388,7 @@ class ClientConnection(asyncio.Protocol):
         """``Upgrade: h2c`` on a first, bodiless request: HTTP/2 serves it (RFC 7540 3.2)."""
         from turnout.dataplane import http2
 
-        self._h2c = http2.upgrade_request(self._parser.get_method(), url, raw)
+        self._h2c = http2.upgrade_request(self._method(), url, raw)
         return self._h2c is not None
 
     def on_body(self, data: bytes) -> None:

@@ -169,6 +169,7 @@ class RequestHeaders:
 
     __slots__ = (
         "chunked",
+        "connection",
         "content_length",
         "host",
         "host_count",
@@ -217,6 +218,7 @@ class RequestHeaders:
             if drop:
                 kept = [h for h in kept if h[0] not in drop]
         self.kept = kept
+        self.connection = connection_tokens is not None  # a Connection field was received
         self.host = host
         self.xff = xff
         self.chunked = chunked
@@ -251,7 +253,11 @@ def request_head(
     asking for ``upgrade`` (a WebSocket handshake passed on)."""
     parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
     for _lname, name, value in headers:
-        parts += (name, b": ", value, b"\r\n")
+        # Four appends, not ``parts += (...)``: compiled, that builds a tuple per header.
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
     parts.append(forwarded)
     if chunked:
         parts.append(b"transfer-encoding: chunked\r\n")
@@ -316,7 +322,10 @@ class ResponseHead:
             if triples is not None:
                 triples.append((lname, name, value))
             else:
-                parts += (name, b": ", value, b"\r\n")
+                parts.append(name)  # appends: see request_head
+                parts.append(b": ")
+                parts.append(value)
+                parts.append(b"\r\n")
         if drop or triples is not None:
             parts = [parts[0]]
             for _lname, name, value in _filtered(raw, drop, triples, edits):

@@ -41,7 +41,7 @@ from turnout.dataplane.router import (
     compile_listener,
     compile_routes,
 )
-from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
+from turnout.dataplane.upstream import IDLE_CLOCK, EndpointPool, UpstreamCluster
 from turnout.dataplane.upstream_h2 import H2EndpointPool
 from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
 
@@ -342,9 +342,11 @@ class DataPlane:
 
     async def _sweep_idle(self) -> None:
         loop = asyncio.get_running_loop()
+        IDLE_CLOCK.now = loop.time()  # the clock of releases (upstream.CoarseClock)
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL)
-            cutoff = loop.time() - IDLE_UPSTREAM_TIMEOUT
+            IDLE_CLOCK.now = now = loop.time()
+            cutoff = now - IDLE_UPSTREAM_TIMEOUT
             for pool in list(self._pools.values()):
                 pool.close_idle(older_than=cutoff)
 
