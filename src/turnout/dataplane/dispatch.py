@@ -140,11 +140,18 @@ def _forward(
             if rewrite.path is not None:
                 path = rewrite.path.apply(path)
         url = path + sep + query
-    forwarded = (
-        client.forwarded
-        if request.xff is None
-        else msg.forwarded_headers(client.client_ip, request.xff, client.scheme)
-    )
+    if request.xff is None:
+        forwarded = client.forwarded
+        if request.verbatim and not target.request_edits and not target.rewrite:
+            # Nothing to change but the proxy's own fields: the head as received (no
+            # Upgrade, body or hop-by-hop field, see RequestHeaders.plain) plus those.
+            head = b"".join((request.verbatim, forwarded, b"\r\n"))
+            exchange.forward(pool, head, target, False)
+            if target.mirrors:
+                _start_mirrors(exchange, target, head)
+            return
+    else:
+        forwarded = msg.forwarded_headers(client.client_ip, request.xff, client.scheme)
     head = msg.request_head(
         method, url, host, headers, forwarded, request.chunked, exchange.upgrade
     )

@@ -179,6 +179,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         self._feed_size = 0  # size of the buffer being parsed
+        self._chunk = b""  # the buffer being parsed (see msg.verbatim_request_head)
+        self._chunk_heads = -2
         self._heads = 0  # request heads parsed on this connection
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -228,6 +230,13 @@ class ClientConnection(asyncio.Protocol):
             self.deadline = self.watchdog.now + self.limits.header_timeout
         heads_before = self._heads if self._in_head else -1
         self._feed_size = len(data)
+        self._chunk = data
+        # Heads parsed before this read, if a head (if any) begins at its first byte: no
+        # body being read, no request line or field of a head received so far. (A head
+        # cut inside its method leaves no trace; see msg.verbatim_request_head.)
+        self._chunk_heads = (
+            self._heads if self._in_head and not self._url and not self._headers else -2
+        )
         self.feeding = True
         try:
             self._feed(data)
@@ -248,6 +257,7 @@ class ClientConnection(asyncio.Protocol):
             self._parse_failed(500)
         finally:
             self.feeding = False
+            self._chunk = b""  # not kept while idle
         if heads_before == self._heads:
             # This data started inside a head and did not complete it: it is all head
             # bytes (a head that started mid-buffer escapes counting for one read). llhttp
@@ -364,6 +374,9 @@ class ClientConnection(asyncio.Protocol):
         method = self._method()
         if url[:1] != b"/" or url.find(b"#") != -1:
             url = _request_target(url, method, request)
+        elif request.plain and version == "1.1" and self._heads == self._chunk_heads + 1:
+            # The first head of this read, which began at its first byte (data_received).
+            request.verbatim = msg.verbatim_request_head(self._chunk, method, url)
         if (
             request.upgrade
             and self._heads == 1
@@ -596,6 +609,7 @@ class Exchange(Forwarding):
         "upstream",
         "upstream_framed",
         "upstream_keep",
+        "verbatim",
     )
 
     def __init__(self, client: ClientConnection, *, keep_alive: bool, http10: bool) -> None:
@@ -627,6 +641,7 @@ class Exchange(Forwarding):
         self.body_mode = msg.BODY_NONE
         self.upstream_framed = True
         self.upstream_keep = False
+        self.verbatim = False  # the response head is passed on as received
         self.client_out: list[bytes] = []
         # Upgrade requested (the Upgrade value); set once the 101 is relayed: switching
         self.upgrade: bytes | None = None
@@ -781,6 +796,7 @@ class Exchange(Forwarding):
             self.switching = True
             self.response_started = True
             return False
+        upstream = self.upstream
         head = msg.ResponseHead(
             status,
             headers,
@@ -788,9 +804,18 @@ class Exchange(Forwarding):
             http10=self.http10,
             keep_alive=self.keep_alive,
             edits=() if target is None else target.response_edits,
+            verbatim=upstream is not None and upstream.head_end > 0,
         )
         if head.invalid:
             raise UpstreamProtocolError("invalid framing (Transfer-Encoding, or a 1xx body)")
+        if head.verbatim and upstream is not None:
+            self.response_started = True
+            self.verbatim = True
+            self.body_mode = msg.BODY_LENGTH
+            self.upstream_framed = True
+            self.upstream_keep = keep
+            self.client_out.append(upstream.head_as_received())
+            return False
         if status < 200:
             self.interim = True
             if not self.http10 and status != 101:
@@ -816,6 +841,13 @@ class Exchange(Forwarding):
             return  # a 1xx: the final head follows; a 101: the tunnel, via upstream_upgraded
         if self.body_mode == msg.BODY_CHUNKED:
             self.client_out.append(msg.LAST_CHUNK)
+        elif self.verbatim and self.upstream is not None:
+            # Head and body unchanged and the read was exactly this response: write that
+            # read as it is, rather than a join of the head and body copied out of it.
+            whole = self.upstream.whole_message()
+            if whole is not None:
+                self.client_out.clear()
+                self.client_out.append(whole)
         self.upstream_flush()
         self.response_done = True
         if self.run is not None:

@@ -175,8 +175,10 @@ class RequestHeaders:
         "host_count",
         "invalid",
         "kept",
+        "plain",
         "upgrade",
         "upgrade_protocol",
+        "verbatim",
         "xff",
     )
 
@@ -232,6 +234,34 @@ class RequestHeaders:
         )
         self.host_count = host_count
         self.invalid = invalid or host_count > 1 or (host_count == 1 and not valid_host(host))
+        # Every field is forwarded as received (no hop-by-hop or X-Forwarded-* field to
+        # take out) and there is no body to re-frame: see verbatim_request_head.
+        self.plain = not content_length and not chunked and len(kept) + host_count == len(raw)
+        self.verbatim = b""  # set by the HTTP/1.1 front: the head as received, if usable
+
+
+def verbatim_request_head(chunk: bytes, method: bytes, url: bytes) -> bytes:
+    """The request line and field lines of an HTTP/1.1 head as received, without the
+    blank line; b"" if ``chunk`` does not start with that request line.
+
+    The caller passes the read in which this head was parsed, and only when the head is
+    the first one of that read and began at its first byte (see ``ClientConnection``):
+    the bytes are then exactly those llhttp validated (strict mode: CRLF line ends, no
+    obs-fold). llhttp also skips empty lines before a request line and accepts several
+    spaces between its parts; such a head is rebuilt instead. Forwarding these bytes
+    plus the proxy's own fields costs one copy instead of a join of every field's name
+    and value.
+    """
+    n = len(method)
+    stop = n + 1 + len(url)
+    if (
+        not chunk.startswith(method)
+        or chunk[n + 1 : stop] != url
+        or chunk[stop : stop + 11] != b" HTTP/1.1\r\n"
+    ):
+        return b""
+    end = chunk.find(b"\r\n\r\n")
+    return chunk[: end + 2] if end > 0 else b""
 
 
 def forwarded_headers(client_ip: bytes, xff: bytes | None, scheme: bytes = b"http") -> bytes:
@@ -287,9 +317,15 @@ class ResponseHead:
     fuzz/upstream_response.py), and for a Transfer-Encoding other than exactly ``chunked``: llhttp then
     reads the body until close (or accepts "gzip, chunked"), and the proxy, which
     re-frames bodies, would pass on content in a coding the client is not told about.
+
+    ``verbatim`` (given when the head as received is available, see
+    ``UpstreamConnection.head_end``): when set on the result, the head needs no change
+    at all -- HTTP/1.1, no hop-by-hop field, no filter, a Content-Length body for an
+    HTTP/1.1 client kept alive -- and ``data`` is empty: the caller passes on the head
+    as received instead of a copy rebuilt field by field.
     """
 
-    __slots__ = ("body_mode", "data", "invalid", "keep_alive", "upstream_framed")
+    __slots__ = ("body_mode", "data", "invalid", "keep_alive", "upstream_framed", "verbatim")
 
     def __init__(
         self,
@@ -300,16 +336,30 @@ class ResponseHead:
         http10: bool,
         keep_alive: bool,
         edits: tuple[HeaderEdit, ...],
+        verbatim: bool = False,
     ) -> None:
-        parts = [STATUS_LINES.get(status) or status_line(status)]
+        # Whether the head may pass as received, if its fields allow (see the loop).
+        verbatim = (
+            verbatim
+            and not edits
+            and keep_alive
+            and not http10
+            and not head_request
+            and status >= 200
+            and status != 204
+            and status != 304
+        )
+        parts: list[bytes] | None = None if verbatim else [status_line(status)]
         has_length = False
         upstream_chunked = False
         invalid = False
+        hop = False
         drop: set[bytes] | None = None
         triples: list[Header] | None = [] if edits else None
         for name, value in raw:
             lname = lower_name(name)
             if lname in HOP_BY_HOP:
+                hop = True
                 if lname == b"transfer-encoding":
                     upstream_chunked = True
                     invalid = invalid or value.strip().lower() != b"chunked"
@@ -321,13 +371,22 @@ class ResponseHead:
                 has_length = True
             if triples is not None:
                 triples.append((lname, name, value))
-            else:
+            elif parts is not None:
                 parts.append(name)  # appends: see request_head
                 parts.append(b": ")
                 parts.append(value)
                 parts.append(b"\r\n")
-        if drop or triples is not None:
-            parts = [parts[0]]
+        self.invalid = invalid
+        self.upstream_framed = True
+        if verbatim and has_length and not hop:
+            self.verbatim = True
+            self.data = b""
+            self.body_mode = BODY_LENGTH
+            self.keep_alive = True
+            return
+        self.verbatim = False
+        if parts is None or drop or triples is not None:
+            parts = [status_line(status)]
             for _lname, name, value in _filtered(raw, drop, triples, edits):
                 parts += (name, b": ", value, b"\r\n")
         if status < 200:

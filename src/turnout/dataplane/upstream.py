@@ -82,6 +82,15 @@ class UpstreamConnection(asyncio.Protocol):
         self._in_head = True
         self._head_bytes = 0
         self._heads = 0
+        # A response passed on as received (see whole_message): the read being parsed,
+        # whether no message ended in it yet, whether the current response began at its
+        # first byte, the length of its head there once checked (0: not verbatim), and
+        # its body bytes seen in this read.
+        self._chunk = b""
+        self._at_start = False
+        self._began = False
+        self.head_end = 0
+        self._body_seen = 0
 
     def _bind_parser(self) -> None:
         # Bound once per parser: calling an attribute skips the method lookup on
@@ -106,6 +115,9 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._feeding = True
+        self._chunk = data
+        self._at_start = True
+        self._began = False
         try:
             heads = self._heads if self._in_head else -1
             self._feed(data)
@@ -115,6 +127,7 @@ class UpstreamConnection(asyncio.Protocol):
                     raise UpstreamProtocolError("response head too large")
         except Exception as exc:  # httptools.HttpParserError, or a bug in a callback
             self._feeding = self._release_pending = False
+            self._chunk = b""
             if isinstance(exc, httptools.HttpParserUpgrade) and self._switch(data[exc.args[0] :]):
                 return
             current = self.user
@@ -123,6 +136,7 @@ class UpstreamConnection(asyncio.Protocol):
                 current.upstream_lost(self, exc)
             return
         self._feeding = False
+        self._chunk = b""  # not kept while idle
         if self._release_pending:
             self._release_pending = False
             if not self.closed:
@@ -155,6 +169,9 @@ class UpstreamConnection(asyncio.Protocol):
             # them. Reused, the connection would hand them to the next request as its
             # response (response queue poisoning), so it is closed instead.
             raise UpstreamProtocolError("response data nobody asked for")
+        self._began = self._at_start
+        self.head_end = 0
+        self._body_seen = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._headers
@@ -178,6 +195,8 @@ class UpstreamConnection(asyncio.Protocol):
             # RFC 9110 15: valid codes are 100-599; llhttp reads "020" as 20, which the
             # client would get as a status line no parser accepts (found by fuzz/).
             raise UpstreamProtocolError(f"invalid status code {status}")
+        if self._began:
+            self.head_end = _verbatim_head_end(self._chunk)
         if user.response_head(status, headers, self._keep_alive()):
             # A response to HEAD has no body, but llhttp cannot be told so through
             # httptools: end the message here and parse the next one with a new parser.
@@ -188,10 +207,13 @@ class UpstreamConnection(asyncio.Protocol):
             user.response_complete()
 
     def on_body(self, data: bytes) -> None:
+        if self._began:
+            self._body_seen += len(data)
         if self.user is not None:
             self.user.response_body(data)
 
     def on_message_complete(self) -> None:
+        self._at_start = False
         self._in_head = True  # also after a 1xx: the final head follows
         if self._headers:
             # Chunked trailer fields (llhttp reports them through on_header): they must not
@@ -201,6 +223,19 @@ class UpstreamConnection(asyncio.Protocol):
             self.user.response_complete()
 
     # --- used by exchanges ---------------------------------------------------------------
+
+    def head_as_received(self) -> bytes:
+        """The current response's head exactly as received; only when ``head_end`` > 0."""
+        return self._chunk[: self.head_end]
+
+    def whole_message(self) -> bytes | None:
+        """The read being parsed, when it is exactly the response just completed: its
+        checked head (``head_end``) and its whole body, nothing before nor after. A proxy
+        that changes nothing in that response can write these bytes as they are."""
+        end = self.head_end
+        if end and self._began and end + self._body_seen == len(self._chunk):
+            return self._chunk
+        return None
 
     def bind(self, user: UpstreamUser) -> None:
         self.user = user
@@ -263,6 +298,22 @@ class UpstreamConnection(asyncio.Protocol):
         self.user = None
         if user is not None:
             user.upstream_lost(self, exc)
+
+
+def _verbatim_head_end(chunk: bytes) -> int:
+    """The length of the response head at the start of ``chunk`` if it can be passed on as
+    received, else 0.
+
+    Called only when the response began at the first byte of ``chunk`` and its head was
+    parsed in it: llhttp has validated those bytes (strict mode: CRLF line ends, no
+    obs-fold, one space after the version). llhttp also skips empty lines before a
+    status line; this checks that the head starts with an HTTP/1.1 status line, the
+    version the client gets.
+    """
+    if not chunk.startswith(b"HTTP/1.1 "):
+        return 0
+    end = chunk.find(b"\r\n\r\n")
+    return end + 4 if end > 0 else 0
 
 
 def _connect_with_loop(pool: EndpointPool, user: UpstreamUser) -> None:

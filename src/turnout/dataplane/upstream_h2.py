@@ -392,6 +392,13 @@ class H2UpstreamStream(UpstreamConnection):
         self._received_end = False
         self._paused_user = False
         self._unacked = 0
+        # UpstreamConnection's state for passing responses on as received: never here
+        # (what the user gets is rebuilt from HTTP/2 frames), but its parser callbacks read it.
+        self._chunk = b""
+        self._at_start = False
+        self._began = False
+        self.head_end = 0
+        self._body_seen = 0
 
     # --- the HTTP/1.1 connection interface (used by exchanges, streams, mirrors) ----------
 
