@@ -14,7 +14,7 @@ Theory of operation
   send; this module only reacts to events and writes ``data_to_send()`` once per batch
   (at the end of ``data_received``, or of an upstream callback).
 * **Streams speak HTTP/1.1 upstream.** An :class:`H2Stream` offers the surface of an
-  :class:`~turnout.dataplane.http1.Exchange` that ``route_request`` and the upstream
+  :class:`~turnout.dataplane.exchange.Exchange` that ``route_request`` and the upstream
   pools use: it is given an HTTP/1.1 request head and writes request bytes (chunked
   when the client sent no content-length) to an upstream connection, and receives
   response events from it. h2c clusters use :mod:`turnout.dataplane.upstream_h2`, whose

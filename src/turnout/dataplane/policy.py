@@ -2,7 +2,7 @@
 
 Place in the pipeline: :mod:`turnout.dataplane.router` compiles a rule's timeouts and
 retry stanza into a :class:`RoutePolicy` on each of its targets (None when the rule has
-neither, so such requests pay one attribute test). :class:`turnout.dataplane.http1.Exchange`
+neither, so such requests pay one attribute test). :class:`turnout.dataplane.exchange.Exchange`
 creates a :class:`PolicyRun` when it forwards under a policy; the run owns the timers
 (``loop.call_later`` handles, cancelled when the exchange ends: no Task per request) and
 the copy of the request kept for retries.
