@@ -107,7 +107,13 @@ def run_origin(port: int) -> None:
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(Origin, "127.0.0.1", port, reuse_address=True)
+        # A proxy with a cold pool opens a connection per concurrent request at once: with
+        # asyncio's default backlog (100), 128 of them overflowed the accept queue and the
+        # dropped SYNs were retried after 1 s -- half-second p99s for whichever system
+        # happened to warm its pool in that run (nginx, HAProxy or turnout alike).
+        server = await loop.create_server(
+            Origin, "127.0.0.1", port, reuse_address=True, backlog=4096
+        )
         async with server:
             await server.serve_forever()
 
