@@ -18,8 +18,9 @@ import pytest
 from hyperframe.frame import GoAwayFrame
 
 from turnout.dataplane import h2base
+from turnout.dataplane.h2stream import H2Stream, grpc_status
 from turnout.dataplane.http1 import PREFACE, ClientConnection, SocketState
-from turnout.dataplane.http2 import H2ClientConnection, H2Stream, grpc_status
+from turnout.dataplane.http2 import H2ClientConnection
 from turnout.dataplane.router import (
     HostMap,
     ListenerTable,

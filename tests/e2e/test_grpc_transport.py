@@ -3,7 +3,7 @@
 The backend is :mod:`tests.e2e.grpc_backend` (one generic handler for every method),
 reached through an HTTPRoute whose Service port has appProtocol kubernetes.io/h2c, so
 the gateway speaks HTTP/2 to it. Local answers of the gateway to gRPC calls are
-trailers-only gRPC responses (dataplane/http2.py ``grpc_status``).
+trailers-only gRPC responses (dataplane/h2stream.py ``grpc_status``).
 """
 
 from __future__ import annotations

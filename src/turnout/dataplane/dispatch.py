@@ -2,7 +2,7 @@
 
 Part of the data plane. Shared by the HTTP/1.1 front (``http1.ClientConnection``) and
 the HTTP/2 front (``http2``), which hand it an exchange (a ``forwarding.Forwarding``: an
-``exchange.Exchange`` or an ``http2.H2Stream``) and the request's parsed head; it decides
+``exchange.Exchange`` or an ``h2stream.H2Stream``) and the request's parsed head; it decides
 what the exchange does and starts forwarding, with mirrors, through the routing tables
 of ``router``.
 """

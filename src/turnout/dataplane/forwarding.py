@@ -1,6 +1,6 @@
 """What an HTTP/1.1 exchange and an HTTP/2 stream do alike to reach a backend.
 
-Part of the data plane. ``exchange.Exchange`` and ``http2.H2Stream`` speak different
+Part of the data plane. ``exchange.Exchange`` and ``h2stream.H2Stream`` speak different
 protocols to the client but forward, fail over and retry the same way: this base class
 holds that once, so a change to failover or retries cannot reach one protocol and miss
 the other. It declares the attributes and hooks both provide, which is also all that

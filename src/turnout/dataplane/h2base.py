@@ -1,8 +1,9 @@
 """h2base: what both HTTP/2 sides of the proxy share -- the h2 connection and header helpers.
 
-Place in the pipeline: :mod:`turnout.dataplane.http2` (clients talking HTTP/2 to the
-gateway) and :mod:`turnout.dataplane.upstream_h2` (the gateway talking h2c to backends)
-both drive a sans-IO :class:`Connection` from the ``h2`` library.
+Place in the pipeline: :mod:`turnout.dataplane.http2` and its streams in
+:mod:`turnout.dataplane.h2stream` (clients talking HTTP/2 to the gateway) and
+:mod:`turnout.dataplane.upstream_h2` (the gateway talking h2c to backends) both drive a
+sans-IO :class:`Connection` from the ``h2`` library.
 
 Why a subclass of ``h2.connection.H2Connection``: h2 moves its connection state machine to
 CLOSED on *any* GOAWAY, sent or received, and from then on refuses every frame -- so the

@@ -149,7 +149,7 @@ class MirrorExchange:
         pass  # never pause the client for a mirror; send() bounds the buffer instead
 
 
-# --- used by the client-side exchanges (exchange.Exchange, http2.H2Stream) ------------------
+# --- used by the client-side exchanges (exchange.Exchange, h2stream.H2Stream) ------------------
 
 
 def feed_mirrors(mirrors: list[MirrorExchange], data: bytes) -> None:
