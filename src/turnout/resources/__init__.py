@@ -8,8 +8,9 @@ errors. The graph only ever sees valid models.
 Modules: ``fields`` (scalar types), ``meta`` (bases, ObjectMeta, selectors, references),
 ``gateway``, ``httproute``, ``grpcroute``, ``tcproute``, ``tlsroute``, ``udproute``,
 ``listenerset``, ``referencegrant``, ``backendtlspolicy``, ``core`` (models per kind), ``parse``
-(``parse_object``), ``validation`` (CEL rules), ``compact`` (memory: pydantic's
-per-instance bookkeeping shared between the frozen models).
+(``parse_object``), ``validation`` (CEL rules; the route kinds' in ``routevalidation``),
+``compact`` (memory: pydantic's per-instance bookkeeping shared between the frozen
+models).
 """
 
 from turnout.resources.backendtlspolicy import (

@@ -6,7 +6,7 @@ HTTPRoute, the CRD gives ``rules`` and ``matches`` no default: a route without r
 has nothing to route, and a rule without matches matches every gRPC request (the graph
 and the IR read it that way). Header modifiers and mirrors reuse the HTTPRoute types,
 as the Go API does. Cross-field CEL rules (service/method syntax, filter/type
-consistency, unrepeatable filters) are checked in ``turnout.resources.validation``.
+consistency, unrepeatable filters) are checked in ``turnout.resources.routevalidation``.
 """
 
 from __future__ import annotations

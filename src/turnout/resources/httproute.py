@@ -4,7 +4,7 @@ Part of ``turnout.resources`` (sources -> **resources** -> Snapshot -> graph). D
 follow the CRD: a route without rules gets one rule, a rule without matches gets one
 ``PathPrefix /`` match, a backendRef weighs 1, a redirect answers 302. Cross-field CEL
 rules (filter/type consistency, ReplacePrefixMatch, path values, ...) are checked in
-``turnout.resources.validation``.
+``turnout.resources.routevalidation``.
 """
 
 from __future__ import annotations

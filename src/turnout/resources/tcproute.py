@@ -5,7 +5,7 @@ forwards every connection of the listener it attaches to: there is nothing to ma
 so a rule is only a name and 1-16 weighted backendRefs. The v1 CRD allows exactly one
 rule; the deprecated v1alpha2 version (still served by the experimental channel)
 allows up to 16. That limit depends on the apiVersion, so it is checked in
-``turnout.resources.validation``; the models carry the wider one.
+``turnout.resources.routevalidation``; the models carry the wider one.
 """
 
 from __future__ import annotations

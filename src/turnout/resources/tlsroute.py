@@ -5,7 +5,7 @@ routes TLS streams by the SNI name of the ClientHello: ``hostnames`` (no IPs, op
 leading ``*.`` label) are matched against it, then the stream goes to 1-16 weighted
 backendRefs. In v1 and v1alpha3 ``hostnames`` is required (1-1024) and there is
 exactly one rule; v1alpha2 makes ``hostnames`` optional and allows up to 16 rules.
-Those version-dependent limits are checked in ``turnout.resources.validation``.
+Those version-dependent limits are checked in ``turnout.resources.routevalidation``.
 """
 
 from __future__ import annotations

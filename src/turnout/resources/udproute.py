@@ -2,7 +2,7 @@
 
 Part of ``turnout.resources`` (sources -> **resources** -> Snapshot -> graph). Same shape
 as TCPRoute: one rule of 1-16 weighted backendRefs (up to 16 rules in v1alpha2,
-checked in ``turnout.resources.validation``).
+checked in ``turnout.resources.routevalidation``).
 """
 
 from __future__ import annotations
