@@ -14,10 +14,10 @@ from turnout.dataplane.limits import Limits
 from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import Target
-from turnout.dataplane.upstream import EndpointPool, UpstreamConnection
+from turnout.dataplane.upstream import EndpointPool, UpstreamConnection, UpstreamUser
 
 
-class Forwarding:
+class Forwarding(UpstreamUser):
     """Forwarding, failover and retries of one request (see turnout.dataplane.policy)."""
 
     pool: EndpointPool | None
@@ -84,7 +84,7 @@ class Forwarding:
         if run is not None:
             run.waiting = True
             run.attempt_started()
-        pool.acquire(self)  # type: ignore[arg-type]
+        pool.acquire(self)
 
     def _fail_over(self) -> bool:
         """The connect failed, so nothing was sent: try once more on another endpoint.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 
-from turnout.dataplane.upstream import HIGH_WATER, EndpointPool, UpstreamConnection
+from turnout.dataplane.upstream import HIGH_WATER, EndpointPool, UpstreamConnection, UpstreamUser
 
 # Request bytes one mirror may hold (waiting for a connection or in its write buffer).
 MIRROR_BUFFER = 4 * HIGH_WATER
@@ -29,7 +29,7 @@ MIRROR_BUFFER = 4 * HIGH_WATER
 MIRROR_TIMEOUT = 30.0
 
 
-class MirrorExchange:
+class MirrorExchange(UpstreamUser):
     """One copy of a request on its way to a mirror backend; the response is dropped."""
 
     __slots__ = (
