@@ -14,7 +14,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # bench/ may not exist yet on a fresh checkout; ruff fails on missing paths.
-LINT_PATHS := $(wildcard src tests bench fuzz setup.py)
+LINT_PATHS := $(wildcard src tests bench fuzz tools setup.py)
 # What setup.py compiles (and more): an edit must rebuild, or the old code would run.
 DATAPLANE_SRC := $(wildcard src/turnout/dataplane/*.py)
 

@@ -270,7 +270,7 @@ class Turnout:
         return False
 
     def status(self) -> dict[str, Any]:
-        code, body = self.get("/status")
+        _code, body = self.get("/status")
         data: dict[str, Any] = json.loads(body)
         return data
 

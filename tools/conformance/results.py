@@ -37,7 +37,8 @@ def why(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    data = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as f:
+        data = json.load(f)
     commit = sys.argv[2] if len(sys.argv) > 2 else "?"
     results: dict[str, dict[str, Any]] = data["results"]
     for r in results.values():

@@ -90,10 +90,12 @@ def find(items: list[dict[str, Any]], kind: str, nn: tuple[str, str]) -> dict[st
 
 def has_cond(conds: list[dict[str, Any]], want: dict[str, Any]) -> bool:
     for c in conds:
-        if c.get("type") == want.get("Type"):
-            if not want.get("Status") or c.get("status") == want.get("Status"):
-                if not want.get("Reason") or c.get("reason") == want.get("Reason"):
-                    return True
+        if (
+            c.get("type") == want.get("Type")
+            and (not want.get("Status") or c.get("status") == want.get("Status"))
+            and (not want.get("Reason") or c.get("reason") == want.get("Reason"))
+        ):
+            return True
     return False
 
 
@@ -520,7 +522,7 @@ def run_requests(
 ) -> str | None:
     err = None
     for case in args["cases"]:
-        for gw in dict.fromkeys((g, tuple(l)) for g, l in cands):
+        for gw in dict.fromkeys((g, tuple(listeners)) for g, listeners in cands):
             err = run_cases(
                 t,
                 docs,
