@@ -192,6 +192,12 @@ _LIMIT_FLAGS: tuple[tuple[str, str, str, str], ...] = (
         "BYTES",
         "Request bodies up to this size are kept for retries; larger ones are not retried.",
     ),
+    (
+        "udp_idle_timeout",
+        "--udp-idle-timeout",
+        "SECONDS",
+        "A UDP session without a datagram either way ends after this.",
+    ),
 )
 
 

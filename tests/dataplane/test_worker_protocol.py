@@ -23,7 +23,7 @@ def _reader(data: bytes) -> asyncio.StreamReader:
 
 
 async def test_messages_round_trip_in_order() -> None:
-    limits = Limits(max_header_fields=7, idle_timeout=3.5)
+    limits = Limits(max_header_fields=7, idle_timeout=3.5, udp_idle_timeout=0.25)
     payload = ir.to_msgpack(config((listener(8080, ()),)))
     frames = encode(Init(limits, 2.0, "debug")) + encode(Apply(3, payload))
     frames += encode(Applied(3, {"default/gw/http": None, "x": "port in use"}))

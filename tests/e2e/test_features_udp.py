@@ -2,17 +2,16 @@
 
 Backends are `turnout.demo.l4echo --udp`: each answers a datagram with its name and the
 address it came from, which is the gateway's upstream socket for that client session.
-The module's gateway runs with ``TURNOUT_UDP_IDLE_TIMEOUT=0.5`` so idle expiry can be
+The module's gateway runs with ``--udp-idle-timeout 0.5`` so idle expiry can be
 observed quickly.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -48,19 +47,7 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def idle_timeout_env() -> Iterator[None]:
-    old = os.environ.get("TURNOUT_UDP_IDLE_TIMEOUT")
-    os.environ["TURNOUT_UDP_IDLE_TIMEOUT"] = str(IDLE_TIMEOUT)
-    yield
-    if old is None:
-        del os.environ["TURNOUT_UDP_IDLE_TIMEOUT"]
-    else:
-        os.environ["TURNOUT_UDP_IDLE_TIMEOUT"] = old
-
-
-@pytest.fixture(scope="module")
 def gw(
-    idle_timeout_env: None,
     tmp_path_factory: pytest.TempPathFactory,
     module_turnout: Callable[..., Turnout],
     l4_backends: Callable[..., L4Backend],
@@ -98,7 +85,7 @@ def gw(
     ]
     directory = tmp_path_factory.mktemp("udp")
     (directory / "config.yaml").write_text("".join(docs))
-    return module_turnout(directory)
+    return module_turnout(directory, "--udp-idle-timeout", str(IDLE_TIMEOUT))
 
 
 def _client() -> socket.socket:

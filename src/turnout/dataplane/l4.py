@@ -28,6 +28,7 @@ from typing import Literal
 
 from turnout import ir
 from turnout.dataplane import tls
+from turnout.dataplane.limits import DEFAULT_LIMITS
 from turnout.dataplane.passthrough import (
     TLSConnection,
     TLSPortTable,
@@ -36,7 +37,7 @@ from turnout.dataplane.passthrough import (
 )
 from turnout.dataplane.splice import Balancer, Splice, StreamConnection
 from turnout.dataplane.sslcontext import CertificateContext
-from turnout.dataplane.udp import UDPListenerProtocol, UDPSocketState, idle_timeout_from_env
+from turnout.dataplane.udp import UDPListenerProtocol, UDPSocketState
 
 L4_PROTOCOLS = ("TCP", "TLS", "UDP")
 _LISTEN_BACKLOG = 1024
@@ -99,10 +100,10 @@ class _Bound:
 class L4DataPlane:
     """Sockets and tables of the TCP, TLS and UDP listeners of one process."""
 
-    def __init__(self) -> None:
+    def __init__(self, udp_idle_timeout: float = DEFAULT_LIMITS.udp_idle_timeout) -> None:
         self._bound: dict[SocketKey, _Bound] = {}
         self._contexts: dict[tuple[str, str, str], CertificateContext] = {}
-        self._udp_idle_timeout = idle_timeout_from_env()
+        self._udp_idle_timeout = udp_idle_timeout
 
     async def apply(self, config: ir.Config) -> dict[str, str | None]:
         """Serve ``config``'s L4 listeners; per listener name, None or why it is not served."""

@@ -35,6 +35,9 @@ class Limits:
     # Request bodies up to this size are kept in memory for rules with a retry policy,
     # so that the request can be sent again; a larger body disables retries for it.
     retry_buffer_bytes: int = 64 * 1024
+    # A UDP session (client address -> backend) ends after this long without a datagram
+    # either way; the next datagram from that address starts a new one.
+    udp_idle_timeout: float = 60.0
 
 
 DEFAULT_LIMITS = Limits()

@@ -87,7 +87,7 @@ class DataPlane:
         # Kept across configurations: unchanged parts are not compiled again.
         self._cluster_objects: dict[str, tuple[ir.Cluster, UpstreamCluster]] = {}
         self._compiled_hosts = CompiledHosts()
-        self._l4 = L4DataPlane()  # TCP, TLS and UDP listeners (dataplane/l4.py)
+        self._l4 = L4DataPlane(limits.udp_idle_timeout)  # TCP, TLS and UDP listeners (l4.py)
 
     @property
     def table(self) -> RouteTable | None:

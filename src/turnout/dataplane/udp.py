@@ -17,35 +17,22 @@ by a sweep every quarter of it); the next datagram from that address starts a ne
 possibly on another backend. Sessions keep their backend across configuration changes,
 like established TCP connections. Datagrams that arrive while the upstream socket is
 being opened are queued (at most ``_QUEUE_LIMIT``; beyond that they are dropped, which
-UDP allows). ``idle_timeout`` defaults to 60 s; the environment variable
-``TURNOUT_UDP_IDLE_TIMEOUT`` (seconds) overrides it, which the tests use.
+UDP allows). ``idle_timeout`` is ``Limits.udp_idle_timeout`` (``turnout run
+--udp-idle-timeout``, 60 s by default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from typing import Any, cast
 
 from turnout.dataplane.splice import Balancer, Endpoint
 
-DEFAULT_IDLE_TIMEOUT = 60.0
 MAX_SESSIONS = 10_000  # per listener; datagrams from further clients are dropped
 _QUEUE_LIMIT = 64
 
 Address = tuple[Any, ...]  # (host, port) or the IPv6 4-tuple
-
-
-def idle_timeout_from_env() -> float:
-    raw = os.environ.get("TURNOUT_UDP_IDLE_TIMEOUT")
-    if raw is None:
-        return DEFAULT_IDLE_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        return DEFAULT_IDLE_TIMEOUT
-    return value if value > 0 else DEFAULT_IDLE_TIMEOUT
 
 
 class UDPSocketState:
