@@ -2,10 +2,13 @@
 
 ``Pipeline.compile(changed_paths)`` reads only the files the watcher reported
 (sources/files.py ``FileSource._patch``) and, when only routes, Services,
-EndpointSlices and Secrets changed, patches the previous Graph (graph/incremental.py).
+EndpointSlices, Secrets, ReferenceGrants and Namespaces changed, patches the
+previous Graph (graph/incremental.py).
 Random sequences of edits (HTTPRoutes, Services, Gateways, ReferenceGrants, GRPCRoutes
 and TCPRoutes added, modified, rewritten unchanged, renamed, removed, broken,
-duplicated, moved into new directories; GRPCRoutes and HTTPRoutes of random ages
+duplicated, moved into new directories; ReferenceGrants from routes of either kind
+and from the Gateway added, changed, removed; Namespaces relabelled under a listener
+that selects namespaces by label; GRPCRoutes and HTTPRoutes of random ages
 sharing hostnames on listeners, so that GEP-1016 verdicts change while patching; the
 HTTPS listener's Secret rotated to another key pair, an invalid one, removed) go
 through that path,
@@ -51,6 +54,11 @@ spec:
     - {{name: tcp, port: 9000, protocol: TCP}}
     - {{name: https, port: 443, protocol: HTTPS, hostname: "*.example.com",
        tls: {{certificateRefs: [{{name: cert}}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
+    - {{name: sel, port: 8081, protocol: HTTP,
+       allowedRoutes: {{namespaces: {{from: Selector, selector: {{matchLabels: {{team: blue}}}}}}}}}}
+    - {{name: https-apps, port: 8443, protocol: HTTPS, hostname: "*.example.com",
+       tls: {{certificateRefs: [{{name: cert, namespace: apps}}]}},
+       allowedRoutes: {{namespaces: {{from: All}}}}}}
 """
 
 HOSTS = ["a.example.com", "b.example.com", "*.example.com", "other.test"]
@@ -81,7 +89,9 @@ endpoints: [{{addresses: ["{address}"]}}]
 
 def http_route(rng: random.Random, namespace: str, name: str) -> str:
     hostnames = rng.sample(HOSTS, rng.randint(0, 2))
-    section = rng.choice(["", ", sectionName: http", ", sectionName: plain", ", port: 8080"])
+    section = rng.choice(
+        ["", ", sectionName: http", ", sectionName: plain", ", port: 8080", ", sectionName: sel"]
+    )
     rules = []
     for r in range(rng.randint(1, 3)):
         backend_ns = rng.choice([namespace, namespace, "default", "apps"])
@@ -136,6 +146,7 @@ def grpc_route(rng: random.Random, namespace: str, name: str) -> str:
         ]
     )
     backend = rng.choice([*SERVICES, "missing"])
+    backend_ns = rng.choice([namespace, namespace, *NAMESPACES])
     return f"""\
 apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -143,7 +154,7 @@ metadata: {{name: {name}, namespace: {namespace}{created(rng)}}}
 spec:
   parentRefs: {parents}
   hostnames: {hostnames}
-  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]
+  rules: [{{backendRefs: [{{name: {backend}, namespace: {backend_ns}, port: 80}}]}}]
 """
 
 
@@ -163,7 +174,7 @@ _CA = trustme.CA()
 _PAIRS = [_CA.issue_cert(f"v{i}.example.com", "*.example.com") for i in range(3)]
 
 
-def secret(version: int | None) -> str:
+def secret(version: int | None, namespace: str = "default") -> str:
     """The listener's Secret ``cert``: key pair ``version``, or (None) an invalid one."""
     if version is None:
         chain, key = "not a certificate", "not a key"
@@ -173,7 +184,7 @@ def secret(version: int | None) -> str:
     return f"""\
 apiVersion: v1
 kind: Secret
-metadata: {{name: cert, namespace: default}}
+metadata: {{name: cert, namespace: {namespace}}}
 type: kubernetes.io/tls
 stringData:
   tls.crt: {json.dumps(chain)}
@@ -181,14 +192,29 @@ stringData:
 """
 
 
-GRANT = """\
+def grant(namespace: str, froms: list[tuple[str, str]], to: list[str]) -> str:
+    """ReferenceGrant ``refs`` in ``namespace``: from (kind, namespace), to each
+    ``Kind`` or ``Kind/name``."""
+    from_ = ", ".join(
+        f"{{group: gateway.networking.k8s.io, kind: {kind}, namespace: {ns}}}" for kind, ns in froms
+    )
+    targets = []
+    for target in to:
+        kind, _, name = target.partition("/")
+        targets.append(f'{{group: "", kind: {kind}' + (f", name: {name}}}" if name else "}"))
+    return f"""\
 apiVersion: gateway.networking.k8s.io/v1beta1
 kind: ReferenceGrant
-metadata: {name: apps-to-default, namespace: default}
+metadata: {{name: refs, namespace: {namespace}}}
 spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: apps}]
-  to: [{group: "", kind: Service}]
+  from: [{from_}]
+  to: [{", ".join(targets)}]
 """
+
+
+def namespace(name: str, team: str | None) -> str:
+    labels = f", labels: {{team: {team}}}" if team else ""
+    return f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}{labels}}}\n"
 
 
 def write(path: Path, text: str) -> None:
@@ -241,6 +267,7 @@ class Tree:
         for _ in range(self.rng.randrange(4)):
             self.grpc_edit()
         write(self.root / "secret-cert.yaml", secret(0))
+        write(self.root / "secret-apps-cert.yaml", secret(1, "apps"))
 
     def secret_edit(self) -> set[Path]:
         """The listener certificate rotated: another key pair, an invalid one, gone."""
@@ -252,6 +279,35 @@ class Tree:
         else:
             assert state is None or isinstance(state, int)
             write(path, secret(state))
+        return {path}
+
+    def grant_edit(self) -> set[Path]:
+        """The ReferenceGrant of a namespace added, changed or removed: from routes of
+        either kind in the other namespace, from the Gateway (to the https-apps
+        listener's Secret), to every Service or one of them."""
+        rng = self.rng
+        ns = rng.choice(NAMESPACES)
+        other = "apps" if ns == "default" else "default"
+        path = self.root / f"grant-{ns}.yaml"
+        if path.exists() and rng.random() < 0.3:
+            path.unlink()
+            return {path}
+        kinds = rng.sample(["HTTPRoute", "GRPCRoute", "Gateway", "TCPRoute"], rng.randint(1, 3))
+        froms = [(kind, other) for kind in kinds]
+        to = rng.sample(["Service", "Service/s1", "Secret", "Secret/cert", "Secret/x"], 2)
+        write(path, grant(ns, froms, to))
+        return {path}
+
+    def namespace_edit(self) -> set[Path]:
+        """A Namespace's labels changed (the sel listener selects team: blue), or the
+        Namespace declared or removed."""
+        rng = self.rng
+        ns = rng.choice(NAMESPACES)
+        path = self.root / f"ns-{ns}.yaml"
+        if path.exists() and rng.random() < 0.25:
+            path.unlink()
+        else:
+            write(path, namespace(ns, rng.choice(["blue", "blue", "red", None])))
         return {path}
 
     def grpc_edit(self) -> set[Path]:
@@ -296,6 +352,10 @@ class Tree:
             return self.grpc_edit()
         if rng.random() < 0.12:
             return self.secret_edit()
+        if rng.random() < 0.08:
+            return self.namespace_edit()
+        if rng.random() < 0.08:
+            return self.grant_edit()
         roll = rng.random()
         names = sorted(self.routes)
         if roll < 0.25 or not names:
@@ -332,12 +392,7 @@ class Tree:
             write(gateway, GATEWAY.format(hostname=hostname))
             return {gateway}
         if roll < 0.85:
-            grant = self.root / "grant.yaml"
-            if grant.exists():
-                grant.unlink()
-            else:
-                write(grant, GRANT)
-            return {grant}
+            return self.grant_edit()
         if roll < 0.88:  # one GRPCRoute with an HTTPRoute, in one batch
             return self.grpc_edit() | self.modify_route()
         if roll < 0.91:
@@ -383,7 +438,7 @@ def test_incremental_reloads_equal_a_full_rebuild(tmp_path: Path, seed: int) -> 
     tree.setup()
     incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
     assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
-    patched = patched_with_grpc = 0
+    patched = patched_with_grpc = patched_references = 0
     for _ in range(60):
         changed = {p.absolute() for p in tree.step()}
         basis = incremental.graph_basis
@@ -394,7 +449,9 @@ def test_incremental_reloads_equal_a_full_rebuild(tmp_path: Path, seed: int) -> 
         if basis is not None and after.graph.gateways is basis.graph.gateways:
             patched += 1
             patched_with_grpc += bool(after.graph.grpc_routes or basis.snapshot.grpc_routes)
+            patched_references += any(p.name.startswith(("grant-", "ns-")) for p in changed)
     assert patched > 0  # the patch path was taken, not only full builds
+    assert patched_references > 0  # also for ReferenceGrant and Namespace edits
     assert patched_with_grpc > 0  # also with GRPCRoutes present (GEP-1016 decided again)
 
 

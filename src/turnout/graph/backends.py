@@ -91,6 +91,16 @@ class BackendResolver:
         for base in [n for n, port in self.cluster_ports.items() if port[:2] in services]:
             del self.cluster_ports[base]
 
+    def refresh_grants(self, snapshot: Snapshot, namespaces: set[str]) -> None:
+        """Read Services and the ReferenceGrants of ``namespaces`` (they changed) from
+        ``snapshot`` from now on (graph/incremental.py)."""
+        self._snapshot = snapshot
+        for namespace in namespaces:
+            self._grants.pop(namespace, None)
+        for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
+            if namespace in namespaces:
+                self._grants[namespace].append(grant)
+
     def _service_of(self, cluster: str) -> tuple[str, str] | None:
         # "ns/svc:port", or with the /h2c or /h2 suffix of its protocol.
         port = self.cluster_ports.get(

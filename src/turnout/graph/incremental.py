@@ -43,13 +43,12 @@ import dataclasses
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
-from turnout.graph import rotation
+from turnout.graph import references, rotation
 from turnout.graph.backends import BackendResolver
 from turnout.graph.crossserving import CrossServing, insert_route
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key, L4Route, ListenerNode, Route, RouteNode
 from turnout.graph.routes import route_node
-from turnout.resources.meta import BackendObjectReference
 from turnout.sources.snapshot import Snapshot
 
 ObjectKey = tuple[str, str, str]
@@ -57,7 +56,11 @@ ObjectKey = tuple[str, str, str]
 # HTTPRoutes: their nodes are rebuilt. Services: the nodes of the HTTPRoutes referring
 # to them are rebuilt. EndpointSlices: only the endpoints of clusters depend on them (a
 # backendRef resolves the same whatever the endpoints).
-_PATCHED_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "EndpointSlice", "Service", "Secret"})
+# ReferenceGrants and Namespaces: the routes and listeners whose references or
+# attachment they may change are rebuilt or refreshed (graph/references.py).
+_PATCHED_KINDS = frozenset(
+    {"HTTPRoute", "GRPCRoute", "EndpointSlice", "Service", "Secret", "ReferenceGrant", "Namespace"}
+)
 
 
 @dataclasses.dataclass
@@ -105,14 +108,21 @@ def patch(
     basis: Basis, snapshot: Snapshot, changed: Collection[ObjectKey], memo: RuleMemo | None
 ) -> Graph | None:
     """The Graph of ``snapshot``, from ``basis`` (consumed) and the changed HTTPRoutes,
-    GRPCRoutes, Services, EndpointSlices and Secrets; None (``basis`` untouched) when a
-    changed Secret is read where graph/rotation.py does not follow it."""
+    GRPCRoutes, Services, EndpointSlices, Secrets, ReferenceGrants and Namespaces; None
+    (``basis`` untouched) when a changed Secret, ReferenceGrant or Namespace is read
+    where graph/rotation.py or graph/references.py does not follow it."""
     graph, resolver = basis.graph, basis.resolver
     secrets = {(ns, name) for kind, ns, name in changed if kind == "Secret"}
     rotated = rotation.affected(graph, snapshot, secrets)
-    if rotated is None:
+    granted = references.affected(graph, basis.snapshot, snapshot, changed)
+    if rotated is None or granted is None:
         return None
-    rotation.refresh(graph, snapshot, rotated)  # routes do not depend on certificates
+    listeners = {id(listener): listener for listener in [*rotated, *granted.listeners]}
+    # Routes depend on neither certificates nor listeners' grants.
+    rotation.refresh(graph, snapshot, list(listeners.values()))
+    grant_namespaces = {ns for kind, ns, _ in changed if kind == "ReferenceGrant"}
+    if grant_namespaces:
+        resolver.refresh_grants(snapshot, grant_namespaces)
     if resolver.clusters is graph.clusters:  # built by it: the resolver must not add there
         resolver.clusters = dict(resolver.clusters)
         resolver.cluster_protocols = dict(resolver.cluster_protocols)
@@ -133,6 +143,7 @@ def patch(
         "GRPCRoute": (graph.grpc_routes, snapshot.grpc_routes),
     }
     rebuilt = {(kind, ns, name) for kind, ns, name in changed if kind in kinds}
+    rebuilt.update(granted.routes)
     if services:
         resolver.forget_services(snapshot, services)
         for kind, (nodes, _) in kinds.items():
@@ -252,18 +263,10 @@ def _services_of_slices(
 
 def _uses(route: Route | L4Route, services: set[tuple[str, str]]) -> bool:
     """Does a backendRef or a mirror of ``route`` name one of ``services``?"""
-    for rule in route.spec.rules:
-        refs: list[BackendObjectReference] = list(rule.backend_refs)
-        for flt in getattr(rule, "filters", ()):
-            if flt.request_mirror is not None:
-                refs.append(flt.request_mirror.backend_ref)
-        for backend in rule.backend_refs:
-            for flt in getattr(backend, "filters", ()):
-                if flt.request_mirror is not None:
-                    refs.append(flt.request_mirror.backend_ref)
-        if any((ref.namespace or route.namespace, ref.name) in services for ref in refs):
-            return True
-    return False
+    return any(
+        (ref.namespace or route.namespace, ref.name) in services
+        for ref in references.route_refs(route)
+    )
 
 
 def _l4_uses(graph: Graph, services: set[tuple[str, str]]) -> bool:
