@@ -676,3 +676,107 @@ def test_a_secret_the_gateway_tls_reads_takes_the_full_build(
     got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
     assert got == outcome(reference, None, fresh=True)
     assert builds == 1
+
+
+def _web_in_apps(section: str) -> str:
+    """HTTPRoute apps/web: to default/s1 (a reference a grant in default must permit)."""
+    return f"""\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: apps}}
+spec:
+  parentRefs: [{{name: gw, namespace: default{section}}}]
+  rules: [{{backendRefs: [{{name: s1, namespace: default, port: 80}}]}}]
+"""
+
+
+def _resolved_refs(pipeline: Pipeline) -> str | None:
+    assert pipeline.graph_basis is not None
+    node = pipeline.graph_basis.graph.routes[("apps", "web")]
+    return next(cond.reason for cond in node.common_conditions if cond.type == "ResolvedRefs")
+
+
+def test_reference_grant_changes_are_patched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant added, narrowed, removed: the route crossing into its namespace is
+    resolved again, and the listener whose certificateRef crosses is refreshed, without
+    the full build; status and IR equal a full rebuild at every step."""
+    Tree(tmp_path, random.Random(6)).setup()
+    write(tmp_path / "web.yaml", _web_in_apps(", sectionName: http"))
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    assert _resolved_refs(incremental) == "RefNotPermitted"
+    in_default, in_apps = tmp_path / "grant-default.yaml", tmp_path / "grant-apps.yaml"
+    http, grpc, gateway = [("HTTPRoute", "apps")], [("GRPCRoute", "apps")], [("Gateway", "default")]
+    steps: list[tuple[Path, str | None, str, bool]] = [  # route's reason, listener served
+        (in_default, grant("default", http, ["Service"]), "ResolvedRefs", False),
+        (in_default, grant("default", grpc, ["Service"]), "RefNotPermitted", False),
+        (in_default, grant("default", http, ["Service/s1"]), "ResolvedRefs", False),
+        (in_apps, grant("apps", gateway, ["Secret/cert"]), "ResolvedRefs", True),
+        (in_default, None, "RefNotPermitted", True),
+        (in_apps, grant("apps", gateway, ["Secret/other"]), "RefNotPermitted", False),
+        (in_apps, grant("apps", gateway, ["Secret"]), "RefNotPermitted", True),
+        (in_apps, None, "RefNotPermitted", False),
+    ]
+    for path, text, reason, served in steps:
+        if text is None:
+            path.unlink()
+        else:
+            write(path, text)
+        got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == 0  # patched
+        assert _resolved_refs(incremental) == reason
+        assert incremental.graph_basis is not None
+        gateway = incremental.graph_basis.graph.gateways[("default", "gw")]
+        https = next(listener for listener in gateway.listeners if listener.name == "https-apps")
+        assert bool(https.certificates) == served
+
+
+def test_namespace_label_changes_are_patched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener sel admits namespaces labelled team: blue: relabelling (or
+    removing) the route's Namespace attaches and detaches it without the full build."""
+    Tree(tmp_path, random.Random(6)).setup()
+    write(tmp_path / "web.yaml", _web_in_apps(", sectionName: sel"))
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    path = tmp_path / "ns-apps.yaml"
+    for team in ("blue", "red", "blue", None, "blue", "gone"):
+        if team == "gone":
+            path.unlink()
+        else:
+            write(path, namespace("apps", team))
+        got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == 0  # patched
+        assert incremental.graph_basis is not None
+        built = incremental.graph_basis.graph
+        sel = next(ln for ln in built.gateways[("default", "gw")].listeners if ln.name == "sel")
+        attached = [node.name for node, _ in sel.routes]
+        assert ("web" in attached) == (team == "blue")
+        assert sel.attached_routes == len(attached)
+
+
+def test_a_grant_an_l4_route_crosses_takes_the_full_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TCPRoute in apps uses default/s0: a grant in default from TCPRoutes of apps
+    concerns it, and L4 routes are not patched: the full build, with the same result;
+    a grant it does not concern (from HTTPRoutes) is still patched."""
+    Tree(tmp_path, random.Random(6)).setup()
+    tcp = tcp_route("t", "s0").replace("namespace: default", "namespace: apps")
+    tcp = tcp.replace("{name: s0", "{name: s0, namespace: default")
+    write(tmp_path / "tcp.yaml", tcp.replace("{name: gw", "{name: gw, namespace: default"))
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    assert incremental.graph_basis is not None
+    assert incremental.graph_basis.graph.l4_routes  # the TCPRoute is in the Graph
+    path = tmp_path / "grant-default.yaml"
+    for kinds, expected in ((["HTTPRoute"], 0), (["TCPRoute"], 1), (["HTTPRoute"], 1)):
+        write(path, grant("default", [(kind, "apps") for kind in kinds], ["Service"]))
+        got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == expected
