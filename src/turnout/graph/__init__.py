@@ -57,8 +57,9 @@ def update(
     memo: RuleMemo | None = None,
 ) -> tuple[Graph, Basis]:
     """``build``, or a patch of the last Graph when only HTTPRoutes, GRPCRoutes,
-    Services, EndpointSlices and (most) Secrets changed (graph/incremental.py). ``changed``: the keys
-    the source says changed since the Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
+    Services, EndpointSlices and (most) Secrets, ReferenceGrants and Namespaces changed
+    (graph/incremental.py). ``changed``: the keys the source says changed since the
+    Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
     returned Basis is the one to pass next time."""
     unusable = unusable_addresses or {}
     if (

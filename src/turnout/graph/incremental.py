@@ -1,5 +1,5 @@
-"""Patching the last Graph when only HTTPRoutes, GRPCRoutes, Services, EndpointSlices
-and Secrets changed.
+"""Patching the last Graph when only HTTPRoutes, GRPCRoutes, Services, EndpointSlices,
+Secrets, ReferenceGrants and Namespaces changed.
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. At thousands
 of routes, a change usually touches one route, yet ``graph.build`` validates, resolves
@@ -19,14 +19,23 @@ outside themselves is updated:
   backendRef resolves to the same cluster whatever its endpoints);
 * Secrets (a certificate rotated): the Gateway listeners whose certificateRefs name
   them, and their Gateways' conditions (graph/rotation.py); no route depends on them.
+* ReferenceGrants (graph/references.py): the routes whose backendRefs or mirrors reach
+  into a changed grant's namespace from a (kind, namespace) its old or new
+  ``spec.from`` names are rebuilt as changed routes, and the Gateway listeners whose
+  certificateRefs do are refreshed as for a rotated Secret;
+* Namespaces (their labels): when some listener selects namespaces by label, the
+  routes of a changed Namespace are rebuilt as changed routes (their attachment).
 
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
 full build: any other kind changed (Gateways, ListenerSets, GatewayClasses,
-ReferenceGrants, Namespaces, ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes); a
-changed Secret that a Gateway's ``spec.tls`` (client CA validation, backend client
-certificate) or a ListenerSet's listener names; a changed Service that a TCP/TLS/UDPRoute
-uses; a BackendTLSPolicy present (its
+ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes); a changed Secret that a Gateway's
+``spec.tls`` (client CA validation, backend client certificate) or a ListenerSet's
+listener names; a changed Service that a TCP/TLS/UDPRoute uses; a changed
+ReferenceGrant that concerns a reference of a Gateway's ``spec.tls``, of a ListenerSet's
+listener or of a TCP/TLS/UDPRoute; a changed Namespace, while some listener selects
+namespaces by label, that holds a ListenerSet or a TCP/TLS/UDPRoute; a BackendTLSPolicy
+present (its
 ancestors are the Gateways of every route using its port); a TCP/TLS/UDPRoute with
 several rules (their other rules' backends still make clusters); different Gateway
 addresses or controller name; an object added or removed in a way the source cannot
