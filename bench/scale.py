@@ -4,6 +4,7 @@
     python bench/scale.py --routes 5000 --profile   # also cProfile a second run; top hotspots
     python bench/scale.py --routes 5000 --grpc-routes 50   # and 50 GRPCRoutes on the listener
     python bench/scale.py --routes 5000 --change secret    # the change: a certificate rotated
+    python bench/scale.py --routes 5000 --change grant     # the change: a ReferenceGrant
     make bench-scale                                # the same, appending to bench/RESULTS.md
 
 For each N it writes the manifests of ``bench/manifests.py`` into a temp dir (one file per
@@ -17,7 +18,10 @@ group, and measures:
   ``x-bench-gen: k``; time until a real request shows ``k`` (p50/p99 over ``--changes``).
   With ``--change secret`` the Gateway also has an HTTPS listener (hostname
   ``secure.bench.test``, no routes) whose Secret is rewritten with another key pair;
-  time until a TLS handshake there presents the new certificate;
+  time until a TLS handshake there presents the new certificate. With ``--change grant``
+  the last route's backendRefs name a Service in namespace ``shared`` and a
+  ReferenceGrant there permits it (or, every other change, only another namespace's
+  routes); time until a request to that route gets 200 (or 500: RefNotPermitted);
 * ``--grpc-routes G`` adds G GRPCRoutes (hostnames of their own, so no GEP-1016 conflict)
   on the same listener as the HTTPRoutes;
 * **teardown**: every route file deleted; time until ``/status`` lists no HTTPRoute;
@@ -257,7 +261,45 @@ class Options:
     """What each measured tree holds besides the HTTPRoutes, and which change is timed."""
 
     grpc_routes: int = 0
-    change: str = "route"  # or "secret"
+    change: str = "route"  # or "secret", "grant"
+
+
+SHARED = "shared"  # --change grant: the namespace of the Service the last route uses
+
+
+def grant_yaml(from_namespace: str) -> str:
+    """The ReferenceGrant in SHARED: HTTPRoutes of ``from_namespace`` may use Services."""
+    return f"""\
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata:
+  name: bench-grant
+  namespace: {SHARED}
+spec:
+  from:
+    - group: gateway.networking.k8s.io
+      kind: HTTPRoute
+      namespace: {from_namespace}
+  to:
+    - group: ""
+      kind: Service
+"""
+
+
+def write_cross_namespace(directory: Path, n: int, endpoint: tuple[str, int]) -> None:
+    """--change grant: the last route's backendRefs go to Service svc-shared in SHARED
+    (the same origin), permitted by ``grant_yaml``."""
+    route, service = manifests.route_yaml(n - 1, n, endpoint).split("---\n", 1)
+    before = f"        - name: svc-{n - 1}\n          port: 80"
+    after = f"        - name: svc-shared\n          namespace: {SHARED}\n          port: 80"
+    assert before in route
+    manifests.route_file(directory, n - 1).write_text(
+        route.replace(before, after) + "---\n" + service
+    )
+    shared = service.replace(f"svc-{n - 1}", "svc-shared")
+    shared = shared.replace(f"namespace: {manifests.NAMESPACE}", f"namespace: {SHARED}")
+    (directory / "00-shared.yaml").write_text(shared)
+    (directory / "00-grant.yaml").write_text(grant_yaml(manifests.NAMESPACE))
 
 
 def grpc_route_yaml(j: int) -> str:
@@ -370,6 +412,8 @@ def measure(
     write_extras(directory, options, pairs[0] if pairs else None)
     last = manifests.target(n - 1, n)
     endpoint = ("127.0.0.1", origin_port)
+    if options.change == "grant":
+        write_cross_namespace(directory, n, endpoint)
 
     # The floor: interpreter start, imports, admin up, with the Gateway but no routes.
     empty = tmp / f"empty-{n}"
@@ -416,6 +460,11 @@ def measure(
                 pair = pairs[k % 2]
                 manifests.write_atomic(directory / "00-cert.yaml", secret_yaml(pair))
                 seen = functools.partial(_presents, https_port, pem_to_der(pair[0]))
+            elif options.change == "grant":  # odd k: permitted to another namespace only
+                granted = manifests.NAMESPACE if k % 2 == 0 else "nobody"
+                manifests.write_atomic(directory / "00-grant.yaml", grant_yaml(granted))
+                code = 200 if k % 2 == 0 else 500
+                seen = functools.partial(lambda c: _code(turnout.request(last)) == c, code)
             else:
                 text = manifests.route_yaml(n - 1, n, endpoint, generation=k)
                 manifests.write_atomic(manifests.route_file(directory, n - 1), text)
@@ -547,10 +596,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc-routes", type=int, default=0, help="also this many GRPCRoutes (0)")
     parser.add_argument(
         "--change",
-        choices=("route", "secret"),
+        choices=("route", "secret", "grant"),
         default="route",
-        help="what each timed change rewrites: the last HTTPRoute (route) or the "
-        "certificate Secret of an HTTPS listener (secret)",
+        help="what each timed change rewrites: the last HTTPRoute (route), the "
+        "certificate Secret of an HTTPS listener (secret) or the ReferenceGrant that "
+        "permits the last route's cross-namespace backendRef (grant)",
     )
     args = parser.parse_args(argv)
     options = Options(grpc_routes=args.grpc_routes, change=args.change)
