@@ -16,7 +16,8 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
 * **Parsing.** httptools parses the client byte stream. ``on_url``/``on_header`` collect the
   head; ``on_headers_complete`` routes it at once -- capturing the routing table current at
   that moment, so a configuration swap never affects a request already parsed -- and
-  creates an :class:`~turnout.dataplane.exchange.Exchange` (one per request) appended to ``ClientConnection.exchanges``.
+  creates an :class:`~turnout.dataplane.exchange.Exchange` (one per request), appended
+  to ``ClientConnection.exchanges``.
 * **Ordering.** Exchanges form a FIFO queue; only the first one talks to an upstream and
   writes to the client. Pipelined requests wait (their bodies buffered, bounded by pausing
   the client) and start when the one before them finishes; responses are thus in order.
@@ -30,6 +31,12 @@ Everything runs in asyncio Protocol callbacks; no Task or coroutine exists per r
   through. Writes produced while one ``data_received`` runs are joined into one
   ``write()`` at its end (head and small body together; same for responses), which keeps
   a small proxied request at four syscalls.
+* **Heads as received.** A bodiless request whose fields all go upstream unchanged
+  (``RequestHeaders.plain``, no filter or rewrite) is forwarded as the client wrote it
+  plus the X-Forwarded-* lines, when its head is the first of the read that completed it
+  and began at its first byte (``msg.verbatim_request_head``). Likewise a response that
+  needs no change is passed on as received (``exchange.Exchange.response_head``,
+  ``UpstreamConnection.whole_message``).
 * **Backpressure.** Each transport pauses its producer: when the upstream's write buffer
   passes the high-water mark, reading from the client pauses; when the client's write
   buffer does, reading from the upstream pauses. Reading from the client is also paused
