@@ -20,12 +20,9 @@ import httptools
 from turnout.dataplane import messages as msg
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.limits import Limits
-from turnout.dataplane.mirror import MirrorExchange, drop_mirrors, feed_mirrors, finish_mirrors
-from turnout.dataplane.policy import PolicyRun
-from turnout.dataplane.router import Target
+from turnout.dataplane.mirror import drop_mirrors, feed_mirrors, finish_mirrors
 from turnout.dataplane.upstream import (
     HIGH_WATER,
-    EndpointPool,
     UpstreamConnection,
     UpstreamProtocolError,
 )
@@ -76,39 +73,16 @@ class Exchange(Forwarding):
     )
 
     def __init__(self, client: ClientConnection, *, keep_alive: bool, http10: bool) -> None:
+        super().__init__(keep_alive)
         self.client = client
-        self.keep_alive = keep_alive
         self.http10 = http10
-        self.head_request = False
-        self.has_body = False
-        # what to do: a local response, or forward to `pool`
-        self.local: bytes | None = None
-        self.pool: EndpointPool | None = None
-        self.target: Target | None = None
-        # request direction
-        self.head = b""
-        self.out: list[bytes] = []  # bytes for the upstream, not yet written
-        self.out_size = 0
-        self.chunked = False
-        self.request_done = False
-        self.retried = False
-        self.failed_over = False  # a failed connect was retried on another endpoint
-        self.run: PolicyRun | None = None  # timeouts/retries, when the rule has them
-        self.mirrors: list[MirrorExchange] | None = None  # copies still taking the body
+        self.local: bytes | None = None  # a local answer instead of forwarding
         # response direction
-        self.upstream: UpstreamConnection | None = None
-        self.response_started = False
         self.response_sent = False  # some of the final response was written to the client
-        self.response_done = False
-        self.interim = False
         self.body_mode = msg.BODY_NONE
-        self.upstream_framed = True
-        self.upstream_keep = False
         self.verbatim = False  # the response head is passed on as received
         self.client_out: list[bytes] = []
-        # Upgrade requested (the Upgrade value); set once the 101 is relayed: switching
-        self.upgrade: bytes | None = None
-        self.switching = False
+        self.switching = False  # the 101 answering an Upgrade was relayed
 
     # --- set up by route_request -------------------------------------------------------------
 

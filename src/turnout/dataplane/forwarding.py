@@ -20,24 +20,32 @@ from turnout.dataplane.upstream import EndpointPool, UpstreamConnection, Upstrea
 class Forwarding(UpstreamUser):
     """Forwarding, failover and retries of one request (see turnout.dataplane.policy)."""
 
-    pool: EndpointPool | None
-    upstream: UpstreamConnection | None
-    head: bytes
-    target: Target | None
-    chunked: bool
-    out: list[bytes]
-    out_size: int
-    run: PolicyRun | None
-    failed_over: bool
-    interim: bool
-    response_started: bool
-    response_done: bool
-    # what route_request (turnout.dataplane.dispatch) reads and sets
-    keep_alive: bool
-    head_request: bool
-    has_body: bool
-    upgrade: bytes | None
-    mirrors: list[MirrorExchange] | None
+    def __init__(self, keep_alive: bool) -> None:
+        # what route_request (turnout.dataplane.dispatch) reads and sets
+        self.keep_alive = keep_alive
+        self.head_request = False
+        self.has_body = False
+        self.upgrade: bytes | None = None  # the Upgrade value (WebSocket), HTTP/1.1 only
+        self.mirrors: list[MirrorExchange] | None = None  # copies still taking the body
+        # what to do (unless answered locally): forward to `pool`
+        self.pool: EndpointPool | None = None
+        self.target: Target | None = None
+        self.run: PolicyRun | None = None  # timeouts/retries, when the rule has them
+        # request direction
+        self.head = b""
+        self.out: list[bytes] = []  # bytes for the upstream, not yet written
+        self.out_size = 0
+        self.chunked = False
+        self.request_done = False
+        self.retried = False
+        self.failed_over = False  # a failed connect was retried on another endpoint
+        # response direction
+        self.upstream: UpstreamConnection | None = None
+        self.response_started = False
+        self.response_done = False
+        self.interim = False
+        self.upstream_framed = True
+        self.upstream_keep = False
 
     def _fail(self, status: int) -> None:
         raise NotImplementedError

@@ -26,19 +26,15 @@ from turnout.dataplane.dispatch import route_request
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.h2base import Headers
 from turnout.dataplane.limits import Limits
-from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.upstream import (
     HIGH_WATER,
     LOW_WATER,
-    EndpointPool,
     UpstreamConnection,
     UpstreamProtocolError,
 )
 
 if TYPE_CHECKING:
     from turnout.dataplane.http2 import H2ClientConnection
-    from turnout.dataplane.mirror import MirrorExchange
-    from turnout.dataplane.router import Target
 
 _GRPC = b"application/grpc"
 
@@ -116,40 +112,20 @@ class H2Stream(Forwarding):
     )
 
     def __init__(self, client: H2ClientConnection, stream_id: int) -> None:
+        # keep_alive: route_request may clear it; meaningless for HTTP/2. upgrade (an
+        # HTTP/1.1 Upgrade, WebSocket) stays None: never over HTTP/2.
+        super().__init__(True)
         self.client = client
         self.stream_id = stream_id
-        self.keep_alive = True  # route_request may clear it; meaningless for HTTP/2
-        self.upgrade: bytes | None = None  # HTTP/1.1 Upgrade (WebSocket): never over HTTP/2
-        self.head_request = False
-        self.has_body = False
-        # RequestMirror copies still taking the request body (dispatch._start_mirrors).
-        self.mirrors: list[MirrorExchange] | None = None
         self.grpc = False
-        # what to do: a local response, or forward to `pool`
-        self._local: tuple[int, Headers, bytes] | None = None
-        self.pool: EndpointPool | None = None
-        self.target: Target | None = None
-        self.run: PolicyRun | None = None
+        self._local: tuple[int, Headers, bytes] | None = None  # a local answer instead
         # request direction
-        self.head = b""
-        self.out: list[bytes] = []  # bytes for the upstream, not yet written
-        self.out_size = 0
-        self.chunked = False
-        self.request_done = False
-        self.retried = False
-        self.failed_over = False  # a failed connect was retried on another endpoint
         self.unacked = 0  # flow-controlled bytes received but not yet acknowledged
         self.upstream_full = False
         # response direction
-        self.upstream: UpstreamConnection | None = None
         self.response: Headers | None = None  # fields not yet sent
         self.headers_sent = False
-        self.response_started = False
-        self.interim = False
-        self.upstream_framed = True
-        self.upstream_keep = False
         self.upstream_done = False  # the upstream response is complete
-        self.response_done = False  # nothing more will be sent to the client
         self.reset = False
         self.pending: deque[bytes] = deque()
         self.pending_size = 0
