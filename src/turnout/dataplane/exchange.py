@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
-import httptools
-
 from turnout.dataplane import messages as msg
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.limits import Limits
@@ -203,21 +201,6 @@ class Exchange(Forwarding):
         elif self.out:
             self.client.mark_dirty(self)
 
-    def connect_failed(self, exc: BaseException) -> None:
-        run = self.run
-        if run is not None:
-            if not run.waiting:
-                return  # an attempt given up already
-            run.waiting = False
-            if run.can_retry():
-                run.schedule_retry()
-                return
-        if self._fail_over():
-            return
-        # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
-        # retry conformance tests accept 500 or 503 once connection retries run out.
-        self._fail(503)
-
     def response_head(self, status: int, headers: list[tuple[bytes, bytes]], keep: bool) -> bool:
         run = self.run
         if run is not None and status >= 200 and run.retry_on(status):
@@ -334,25 +317,7 @@ class Exchange(Forwarding):
                 self.upstream_flush()
                 self.client.abort()  # truncated: closing is the only signal left
             return
-        run = self.run
-        if run is not None and run.can_retry():
-            run.schedule_retry()
-            return
-        if (
-            conn.requests > 1
-            and not self.has_body
-            and not self.retried
-            and self.pool
-            and not isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
-        ):
-            self.retried = True  # a reused keep-alive connection raced with its close
-            self.out = [self.head]
-            self.pool.acquire(self, fresh=True)
-            return
-        # A malformed response is the backend's fault (502); a connection reset or
-        # closed before any response means the backend is unavailable (503).
-        malformed = isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
-        self._fail(502 if malformed else 503)
+        self._lost_before_response(conn, exc)
 
     def upstream_paused(self, paused: bool) -> None:
         self.client.set_paused(PAUSE_UPSTREAM_FULL, paused)

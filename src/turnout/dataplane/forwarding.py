@@ -10,11 +10,18 @@ the instance layout, checked at run time).
 
 from __future__ import annotations
 
+import httptools
+
 from turnout.dataplane.limits import Limits
 from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import Target
-from turnout.dataplane.upstream import EndpointPool, UpstreamConnection, UpstreamUser
+from turnout.dataplane.upstream import (
+    EndpointPool,
+    UpstreamConnection,
+    UpstreamProtocolError,
+    UpstreamUser,
+)
 
 
 class Forwarding(UpstreamUser):
@@ -93,6 +100,39 @@ class Forwarding(UpstreamUser):
             run.waiting = True
             run.attempt_started()
         pool.acquire(self)
+
+    def connect_failed(self, exc: BaseException) -> None:
+        run = self.run
+        if run is not None:
+            if not run.waiting:
+                return  # an attempt given up already
+            run.waiting = False
+            if run.can_retry():
+                run.schedule_retry()
+                return
+        if self._fail_over():
+            return
+        # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
+        # retry conformance tests accept 500 or 503 once connection retries run out.
+        self._fail(503)
+
+    def _lost_before_response(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
+        """The upstream connection failed before a response head: retry, or fail."""
+        run = self.run
+        if run is not None and run.can_retry():
+            run.schedule_retry()
+            return
+        malformed = isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
+        if conn.requests > 1 and not self.has_body and not self.retried and not malformed:
+            pool = self.pool
+            if pool is not None:
+                self.retried = True  # a reused keep-alive connection raced with its close
+                self.out = [self.head]
+                pool.acquire(self, fresh=True)
+                return
+        # A malformed response is the backend's fault (502); a connection reset or
+        # closed before any response means the backend is unavailable (503).
+        self._fail(502 if malformed else 503)
 
     def _fail_over(self) -> bool:
         """The connect failed, so nothing was sent: try once more on another endpoint.

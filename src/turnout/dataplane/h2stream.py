@@ -30,7 +30,6 @@ from turnout.dataplane.upstream import (
     HIGH_WATER,
     LOW_WATER,
     UpstreamConnection,
-    UpstreamProtocolError,
 )
 
 if TYPE_CHECKING:
@@ -361,19 +360,6 @@ class H2Stream(Forwarding):
         self.flush_upstream()
         self.client.flush()
 
-    def connect_failed(self, exc: BaseException) -> None:
-        run = self.run
-        if run is not None:
-            if not run.waiting:
-                return
-            run.waiting = False
-            if run.can_retry():
-                run.schedule_retry()
-                return
-        if self._fail_over():
-            return
-        self._fail(503)
-
     def response_head(self, status: int, headers: Headers, keep: bool) -> bool:
         run = self.run
         if run is not None and status >= 200 and run.retry_on(status):
@@ -433,24 +419,7 @@ class H2Stream(Forwarding):
             else:
                 self._cut_short(503, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return
-        run = self.run
-        if run is not None and run.can_retry():
-            run.schedule_retry()
-            return
-        if (
-            conn.requests > 1
-            and not self.has_body
-            and not self.retried
-            and self.pool is not None
-            and not isinstance(exc, UpstreamProtocolError)
-            and not _is_parse_error(exc)
-        ):
-            self.retried = True  # a reused keep-alive connection raced with its close
-            self.out = [self.head]
-            self.pool.acquire(self, fresh=True)
-            return
-        malformed = isinstance(exc, UpstreamProtocolError) or _is_parse_error(exc)
-        self._fail(502 if malformed else 503)
+        self._lost_before_response(conn, exc)
 
     def upstream_paused(self, paused: bool) -> None:
         """The upstream transport's write buffer passed the high-water mark, or drained."""
@@ -541,9 +510,3 @@ class H2Stream(Forwarding):
 
     def _cut_response_short(self) -> None:
         self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
-
-
-def _is_parse_error(exc: BaseException | None) -> bool:
-    import httptools
-
-    return isinstance(exc, httptools.HttpParserError)
