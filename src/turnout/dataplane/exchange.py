@@ -270,12 +270,7 @@ class Exchange(Forwarding):
                 self.client_out.append(whole)
         self.upstream_flush()
         self.response_done = True
-        if self.run is not None:
-            self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.release(self.upstream_keep and self.request_done and self.upstream_framed)
+        self._release_upstream()
         if not self.request_done:
             self.keep_alive = False  # the rest of the request body cannot be skipped safely
         self._finish()

@@ -134,6 +134,16 @@ class Forwarding(UpstreamUser):
         # closed before any response means the backend is unavailable (503).
         self._fail(502 if malformed else 503)
 
+    def _release_upstream(self) -> None:
+        """The response is complete: stop the policy's timers, hand the connection back
+        (reusable only if both messages were read to their framed end)."""
+        if self.run is not None:
+            self.run.cancel()
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.release(self.upstream_keep and self.request_done and self.upstream_framed)
+
     def _fail_over(self) -> bool:
         """The connect failed, so nothing was sent: try once more on another endpoint.
 

@@ -398,12 +398,7 @@ class H2Stream(Forwarding):
             self.interim = False
             return
         self.upstream_done = True
-        if self.run is not None:
-            self.run.cancel()
-        upstream = self.upstream
-        self.upstream = None
-        if upstream is not None:
-            upstream.release(self.upstream_keep and self.request_done and self.upstream_framed)
+        self._release_upstream()
         self.pump()
 
     def upstream_flush(self) -> None:
