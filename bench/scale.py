@@ -5,6 +5,7 @@
     python bench/scale.py --routes 5000 --grpc-routes 50   # and 50 GRPCRoutes on the listener
     python bench/scale.py --routes 5000 --change secret    # the change: a certificate rotated
     python bench/scale.py --routes 5000 --change grant     # the change: a ReferenceGrant
+    python bench/scale.py --routes 5000 --change namespace # the change: Namespace labels
     make bench-scale                                # the same, appending to bench/RESULTS.md
 
 For each N it writes the manifests of ``bench/manifests.py`` into a temp dir (one file per
@@ -21,7 +22,11 @@ group, and measures:
   time until a TLS handshake there presents the new certificate. With ``--change grant``
   the last route's backendRefs name a Service in namespace ``shared`` and a
   ReferenceGrant there permits it (or, every other change, only another namespace's
-  routes); time until a request to that route gets 200 (or 500: RefNotPermitted);
+  routes); time until a request to that route gets 200 (or 500: RefNotPermitted). With
+  ``--change namespace`` the listener admits namespaces labelled ``bench-routes: "yes"``
+  (the bench namespace is), the last route (with its Service) is in namespace ``team``,
+  and each change flips that Namespace's label; time until the route answers 200 (or
+  404, detached);
 * ``--grpc-routes G`` adds G GRPCRoutes (hostnames of their own, so no GEP-1016 conflict)
   on the same listener as the HTTPRoutes;
 * **teardown**: every route file deleted; time until ``/status`` lists no HTTPRoute;
@@ -261,7 +266,7 @@ class Options:
     """What each measured tree holds besides the HTTPRoutes, and which change is timed."""
 
     grpc_routes: int = 0
-    change: str = "route"  # or "secret", "grant"
+    change: str = "route"  # or "secret", "grant", "namespace"
 
 
 SHARED = "shared"  # --change grant: the namespace of the Service the last route uses
@@ -284,6 +289,30 @@ spec:
     - group: ""
       kind: Service
 """
+
+
+TEAM = "team"  # --change namespace: the namespace of the last route, relabelled
+
+
+def team_namespace_yaml(admitted: bool) -> str:
+    label = "yes" if admitted else "no"
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {TEAM}\n  labels:\n    bench-routes: '{label}'\n"
+
+
+def write_selected_namespace(directory: Path, n: int, endpoint: tuple[str, int]) -> None:
+    """--change namespace: the listener selects namespaces by label; the last route
+    and its Service move to TEAM, whose Namespace ``team_namespace_yaml`` labels."""
+    base = manifests.base_yaml().replace("  labels:\n", "  labels:\n    bench-routes: 'yes'\n", 1)
+    selector = "      allowedRoutes:\n        namespaces:\n          from: Selector\n"
+    selector += "          selector:\n            matchLabels: {bench-routes: 'yes'}\n"
+    (directory / "00-base.yaml").write_text(base + selector)
+    route = manifests.route_yaml(n - 1, n, endpoint)
+    route = route.replace(f"namespace: {manifests.NAMESPACE}", f"namespace: {TEAM}")
+    gateway = f"    - name: {manifests.GATEWAY}\n"
+    assert gateway in route
+    route = route.replace(gateway, gateway + f"      namespace: {manifests.NAMESPACE}\n")
+    manifests.route_file(directory, n - 1).write_text(route)
+    (directory / "00-team.yaml").write_text(team_namespace_yaml(True))
 
 
 def write_cross_namespace(directory: Path, n: int, endpoint: tuple[str, int]) -> None:
@@ -414,6 +443,8 @@ def measure(
     endpoint = ("127.0.0.1", origin_port)
     if options.change == "grant":
         write_cross_namespace(directory, n, endpoint)
+    if options.change == "namespace":
+        write_selected_namespace(directory, n, endpoint)
 
     # The floor: interpreter start, imports, admin up, with the Gateway but no routes.
     empty = tmp / f"empty-{n}"
@@ -464,6 +495,11 @@ def measure(
                 granted = manifests.NAMESPACE if k % 2 == 0 else "nobody"
                 manifests.write_atomic(directory / "00-grant.yaml", grant_yaml(granted))
                 code = 200 if k % 2 == 0 else 500
+                seen = functools.partial(lambda c: _code(turnout.request(last)) == c, code)
+            elif options.change == "namespace":  # odd k: the label no longer matches
+                admitted = k % 2 == 0
+                manifests.write_atomic(directory / "00-team.yaml", team_namespace_yaml(admitted))
+                code = 200 if admitted else 404
                 seen = functools.partial(lambda c: _code(turnout.request(last)) == c, code)
             else:
                 text = manifests.route_yaml(n - 1, n, endpoint, generation=k)
@@ -596,11 +632,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc-routes", type=int, default=0, help="also this many GRPCRoutes (0)")
     parser.add_argument(
         "--change",
-        choices=("route", "secret", "grant"),
+        choices=("route", "secret", "grant", "namespace"),
         default="route",
         help="what each timed change rewrites: the last HTTPRoute (route), the "
         "certificate Secret of an HTTPS listener (secret) or the ReferenceGrant that "
-        "permits the last route's cross-namespace backendRef (grant)",
+        "permits the last route's cross-namespace backendRef (grant) or the labels of the "
+        "last route's Namespace, which the listener selects by label (namespace)",
     )
     args = parser.parse_args(argv)
     options = Options(grpc_routes=args.grpc_routes, change=args.change)
