@@ -780,3 +780,22 @@ def test_a_grant_an_l4_route_crosses_takes_the_full_build(
         got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
         assert got == outcome(reference, None, fresh=True)
         assert builds == expected
+
+
+def test_a_namespace_holding_an_l4_route_takes_the_full_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Selector listener present, a TCPRoute in apps: relabelling apps could change its
+    attachment, which no patch follows (the full build); relabelling default is patched."""
+    Tree(tmp_path, random.Random(8)).setup()
+    write(
+        tmp_path / "tcp.yaml", tcp_route("t", "s0").replace("namespace: default", "namespace: apps")
+    )
+    incremental, reference = new_pipeline(tmp_path), new_pipeline(tmp_path)
+    assert outcome(incremental, None, fresh=False) == outcome(reference, None, fresh=True)
+    for ns, expected in (("default", 0), ("apps", 1), ("default", 0)):
+        path = tmp_path / f"ns-{ns}.yaml"
+        write(path, namespace(ns, "red" if path.exists() else "blue"))
+        got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
+        assert got == outcome(reference, None, fresh=True)
+        assert builds == expected
