@@ -34,7 +34,8 @@ from turnout.graph.model import Graph, Key
 from turnout.graph.release import release_replaced
 from turnout.ir import build as ir_build
 from turnout.ir.reuse import BuildCache
-from turnout.sources.files import FileSource, LoadResult
+from turnout.sources.files import FileSource
+from turnout.sources.loadresult import LoadResult
 from turnout.sources.snapshot import Snapshot
 from turnout.sources.watch import watch_paths
 from turnout.status.compute import DataPlaneFeedback, RouteStatusCache, StatusClock, compute

@@ -228,14 +228,6 @@ class Exchange(Forwarding):
         )
         if head.invalid:
             raise UpstreamProtocolError("invalid framing (Transfer-Encoding, or a 1xx body)")
-        if head.verbatim and upstream is not None:
-            self.response_started = True
-            self.verbatim = True
-            self.body_mode = msg.BODY_LENGTH
-            self.upstream_framed = True
-            self.upstream_keep = keep
-            self.client_out.append(upstream.head_as_received())
-            return False
         if status < 200:
             self.interim = True
             if not self.http10 and status != 101:
@@ -246,7 +238,11 @@ class Exchange(Forwarding):
         self.body_mode = head.body_mode
         self.upstream_framed = head.upstream_framed
         self.upstream_keep = keep
-        self.client_out.append(head.data)
+        if head.verbatim and upstream is not None:
+            self.verbatim = True  # see response_complete
+            self.client_out.append(upstream.head_as_received())
+        else:
+            self.client_out.append(head.data)
         return self.head_request
 
     def response_body(self, data: bytes) -> None:

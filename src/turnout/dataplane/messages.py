@@ -376,10 +376,10 @@ class ResponseHead:
                 parts.append(b": ")
                 parts.append(value)
                 parts.append(b"\r\n")
-        self.invalid = invalid
-        self.upstream_framed = True
-        if verbatim and has_length and not hop:
+        if verbatim and has_length and not hop:  # no Transfer-Encoding: valid framing
             self.verbatim = True
+            self.invalid = False
+            self.upstream_framed = True
             self.data = b""
             self.body_mode = BODY_LENGTH
             self.keep_alive = True

@@ -10,15 +10,8 @@ validation, problems, last good versions) and ``loadresult`` (what a load return
 the paths a watcher reported, so that a reload looks only at those.
 """
 
-from turnout.sources.files import (
-    FileSource,
-    IgnoredObject,
-    LoadError,
-    LoadResult,
-    ObjectKey,
-    Origin,
-    load_paths,
-)
+from turnout.sources.files import FileSource, load_paths
+from turnout.sources.loadresult import IgnoredObject, LoadError, LoadResult, ObjectKey, Origin
 from turnout.sources.snapshot import NAMESPACE_NAME_LABEL, Snapshot
 from turnout.sources.watch import watch_paths
 

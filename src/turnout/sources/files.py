@@ -44,17 +44,7 @@ from turnout.sources.reading import MANIFEST_SUFFIXES, discover, rfc3339
 from turnout.sources.scan import FileCache, Scan
 from turnout.sources.snapshot import Snapshot
 
-__all__ = [
-    "MANIFEST_SUFFIXES",
-    "FileSource",
-    "IgnoredObject",
-    "LoadError",
-    "LoadResult",
-    "ObjectKey",
-    "Origin",
-    "load_paths",
-    "spec_fingerprint",
-]
+__all__ = ["FileSource", "load_paths", "spec_fingerprint"]
 
 
 def _utcnow() -> dt.datetime:
