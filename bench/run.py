@@ -1,8 +1,8 @@
 """Data-plane benchmark: turnout vs nginx vs HAProxy vs the origin itself, with wrk.
 
-    python bench/run.py                         # 5 s per measurement, 1 run
-    python bench/run.py --runs 3 --duration 10  # medians of 3 runs
-    make bench                                  # the same, then appends to bench/RESULTS.md
+    python bench/run.py                         # 5 s per measurement, median of 3 runs
+    python bench/run.py --runs 5 --duration 10  # medians of 5 longer runs
+    make bench                                  # --all-workers, then appends to bench/RESULTS.md
 
 Starts, each in its own process group:
 
@@ -645,7 +645,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (5)")
-    parser.add_argument("--runs", type=int, default=1, help="runs per cell; the median is shown")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="runs per cell, systems interleaved; the median is shown (3)",
+    )
     parser.add_argument("--connections", default="32,128", help="comma-separated (32,128)")
     parser.add_argument("--bodies", default="tiny,64KiB", help="tiny and/or 64KiB")
     parser.add_argument("--results", help="append the table as a dated section to this file")
