@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 @contextlib.contextmanager
-def instrumented(active: bool) -> Iterator[None]:
+def instrumented(active: bool, also: tuple[str, ...] = ()) -> Iterator[None]:
+    """Instrument turnout (and the packages ``also`` names) imported in this block."""
     if not active:
         yield
         return
@@ -36,7 +37,7 @@ def instrumented(active: bool) -> Iterator[None]:
     # before atheris's finder, which wraps what the finders after it return (an
     # extension module it skips).
     importlib.import_module("turnout.dataplane")
-    with atheris.instrument_imports(include=["turnout", "_harness"]):
+    with atheris.instrument_imports(include=["turnout", "_harness", *also]):
         yield
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httptools
 
 from turnout import ir
-from turnout.dataplane import http1
+from turnout.dataplane import h2stream, http1
 from turnout.dataplane.http1 import ClientConnection, SocketState
 from turnout.dataplane.router import compile_routes
 from turnout.dataplane.upstream import (
@@ -41,26 +42,44 @@ class _RaiseOnError(logging.Handler):
 # reaches Exchange.upstream_lost came from a bug in a parser callback.
 _EXPECTED_LOSS = (httptools.HttpParserError, UpstreamProtocolError, ConnectionError)
 _upstream_lost = http1.Exchange.upstream_lost
+_h2_upstream_lost = h2stream.H2Stream.upstream_lost
+
+
+def _check_loss(exc: BaseException | None) -> None:
+    if exc is not None and not isinstance(exc, _EXPECTED_LOSS):
+        raise AssertionError(f"upstream callback bug: {exc!r}") from exc
 
 
 def _checked_upstream_lost(
     self: http1.Exchange, conn: UpstreamConnection, exc: BaseException | None
 ) -> None:
-    if exc is not None and not isinstance(exc, _EXPECTED_LOSS):
-        raise AssertionError(f"upstream callback bug: {exc!r}") from exc
+    _check_loss(exc)
     _upstream_lost(self, conn, exc)
 
 
+def _checked_h2_upstream_lost(
+    self: h2stream.H2Stream, conn: UpstreamConnection, exc: BaseException | None
+) -> None:
+    _check_loss(exc)
+    _h2_upstream_lost(self, conn, exc)
+
+
 def install_checks() -> Callable[[], None]:
-    """Make caught callback bugs crash the target; returns what undoes it (for pytest)."""
+    """Make caught callback bugs crash the target; returns what undoes it (for pytest).
+
+    (Compiled classes call their own methods directly, so the upstream_lost wrappers only
+    take effect where the data plane runs from source: under atheris, see _fuzzing.)
+    """
     logger = logging.getLogger("turnout")
     handler = _RaiseOnError()
     logger.addHandler(handler)
     http1.Exchange.upstream_lost = _checked_upstream_lost  # type: ignore[method-assign]
+    h2stream.H2Stream.upstream_lost = _checked_h2_upstream_lost  # type: ignore[method-assign]
 
     def undo() -> None:
         logger.removeHandler(handler)
         http1.Exchange.upstream_lost = _upstream_lost  # type: ignore[method-assign]
+        h2stream.H2Stream.upstream_lost = _h2_upstream_lost  # type: ignore[method-assign]
 
     return undo
 
@@ -120,6 +139,82 @@ class Upstreams:
         conn.connection_made(transport)
         self.connections.append((conn, transport))
         conn.bind(user)
+
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class _OneRequest:
+    """Counts complete requests in what the proxy wrote to one upstream connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self.complete = 0
+        self.heads = 0
+        method, space, rest = data.partition(b" ")
+        if space and _TOKEN.fullmatch(method) and method not in _LLHTTP_METHODS:
+            # HTTP/2 forwards any token as a method (RFC 9110 9.1), llhttp knows a list:
+            # parse the framing with one it knows and frames the same way.
+            data = b"POST " + rest
+        parser = httptools.HttpRequestParser(self)
+        parser.feed_data(data)  # raises: the proxy framed a request badly
+        self.method = method if self.heads else b""
+
+    def on_headers_complete(self) -> None:
+        self.heads += 1
+
+    def on_message_complete(self) -> None:
+        self.complete += 1
+
+
+# Methods llhttp parses (its own list); HEAD and CONNECT are framed differently.
+_LLHTTP_METHODS = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
+    b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
+    b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE "
+    b"QUERY".split()
+)
+
+_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+_HEAD_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+
+
+def answer_upstreams(upstreams: Upstreams, answered: set[int]) -> None:
+    """Answer each upstream connection whose request is complete (once): a crash if what
+    the proxy wrote is not exactly one well-framed HTTP/1.1 request."""
+    for i, (conn, upstream) in enumerate(upstreams.connections):
+        sent = b"".join(upstream.written)
+        if i in answered or upstream.closed or not sent:
+            continue
+        seen = _OneRequest(sent)
+        if seen.heads > 1:
+            raise AssertionError("two requests written on one upstream exchange")
+        if seen.complete == 1:
+            answered.add(i)
+            # HEAD gets no Content-Length: the response checker cannot tell
+            # which request a response belongs to, so it could not skip a body.
+            conn.data_received(_HEAD_ANSWER if seen.method == b"HEAD" else _ANSWER)
+
+
+def cut_input(data: bytes) -> tuple[int, list[int], bytes]:
+    """First byte: its low 3 bits say how many cut sizes follow (0-7), each one byte
+    (a read of 1-256 bytes); the rest is the payload. Returns (first byte, sizes, payload)."""
+    if not data:
+        return 0, [], data
+    count = data[0] & 7
+    sizes = [b + 1 for b in data[1 : 1 + count]]
+    return data[0], sizes, data[1 + count :]
+
+
+def reads(sizes: list[int], payload: bytes) -> list[bytes]:
+    """The payload cut into reads of the given sizes, the rest in one last read."""
+    chunks = []
+    start = 0
+    for size in [*sizes, len(payload)]:
+        chunk = payload[start : start + size]
+        start += size
+        if chunk:
+            chunks.append(chunk)
+    return chunks
 
 
 def _rule(name: str, **fields: Any) -> ir.HTTPRouteRule:

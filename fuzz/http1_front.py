@@ -12,70 +12,33 @@ fresh httptools parser does not read as exactly one complete request.
 
 from __future__ import annotations
 
-import httptools
-
 from _fuzzing import instrumented, main
 
 with instrumented(__name__ == "__main__"):
-    from _harness import Upstreams, check_client_output, install_checks, new_client, run
-
-_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-_HEAD_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-
-
-class _OneRequest:
-    """Counts complete requests in what the proxy wrote to one upstream connection."""
-
-    def __init__(self, data: bytes) -> None:
-        self.complete = 0
-        self.heads = 0
-        parser = httptools.HttpRequestParser(self)
-        parser.feed_data(data)  # raises: the proxy framed a request badly
-        self.method = parser.get_method() if self.heads else b""
-
-    def on_headers_complete(self) -> None:
-        self.heads += 1
-
-    def on_message_complete(self) -> None:
-        self.complete += 1
-
-
-def _cuts(data: bytes) -> tuple[list[int], bytes]:
-    """First byte: how many cut sizes follow (0-7), each one byte (1-256)."""
-    if not data:
-        return [], data
-    count = data[0] & 7
-    sizes = [b + 1 for b in data[1 : 1 + count]]
-    return sizes, data[1 + count :]
+    from _harness import (
+        Upstreams,
+        answer_upstreams,
+        check_client_output,
+        cut_input,
+        install_checks,
+        new_client,
+        reads,
+        run,
+    )
 
 
 def one_input(data: bytes) -> None:
-    sizes, payload = _cuts(data)
+    _, sizes, payload = cut_input(data)
 
     async def drive() -> None:
         upstreams = Upstreams()
         client, transport = new_client(upstreams)
-        start = 0
         answered: set[int] = set()
-        for size in [*sizes, len(payload)]:
-            chunk = payload[start : start + size]
-            start += size
-            if chunk:
-                # After the HTTP/2 preface http2 owns the transport: feed it from then on.
-                protocol = getattr(transport, "protocol", None) or client
-                protocol.data_received(chunk)  # type: ignore[attr-defined]
-            for i, (conn, upstream) in enumerate(upstreams.connections):
-                sent = b"".join(upstream.written)
-                if i in answered or upstream.closed or not sent:
-                    continue
-                seen = _OneRequest(sent)
-                if seen.heads > 1:
-                    raise AssertionError("two requests written on one upstream exchange")
-                if seen.complete == 1:
-                    answered.add(i)
-                    # HEAD gets no Content-Length: the response checker cannot tell
-                    # which request a response belongs to, so it could not skip a body.
-                    conn.data_received(_HEAD_ANSWER if seen.method == b"HEAD" else _ANSWER)
+        for chunk in reads(sizes, payload):
+            # After the HTTP/2 preface http2 owns the transport: feed it from then on.
+            protocol = getattr(transport, "protocol", None) or client
+            protocol.data_received(chunk)  # type: ignore[attr-defined]
+            answer_upstreams(upstreams, answered)
         protocol = getattr(transport, "protocol", None)
         if protocol is None:
             check_client_output(transport.take(), transport)

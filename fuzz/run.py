@@ -22,6 +22,8 @@ TARGETS = {
     "http1_front": "http.dict",
     "upstream_response": "http.dict",
     "manifest": "yaml.dict",
+    "http2_front": "h2.dict",
+    "clienthello": "tls.dict",
 }
 
 

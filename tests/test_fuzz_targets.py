@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
-TARGETS = ["http1_front", "upstream_response", "manifest"]
+TARGETS = ["http1_front", "upstream_response", "manifest", "http2_front", "clienthello"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,6 +56,11 @@ def test_regression_inputs_are_kept() -> None:
         ("manifest", b""),
         ("manifest", b"{"),
         ("manifest", b"\xff\xfe"),
+        ("http2_front", b""),
+        ("http2_front", b"\x08"),  # the preface and an empty SETTINGS, then nothing
+        ("http2_front", b"\x01\x00"),  # the preface cut after its first byte
+        ("clienthello", b""),
+        ("clienthello", b"\x16\x03"),
     ],
 )
 def test_edge_inputs(target: str, data: bytes) -> None:
@@ -70,3 +75,23 @@ def test_a_broken_harness_check_is_a_crash() -> None:
         harness.check_client_output(b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n", transport)
     with pytest.raises(AssertionError):
         harness.check_client_output(b"HTTP/1.1 400 Bad\r\ncontent-length: 0\r\n\r\n", transport)
+
+
+def test_the_h2_output_check_can_fail() -> None:
+    # ServerOutput refuses what a client could not read: frames before the SETTINGS
+    # preface, DATA before a response head, a response on a stream the client never opened.
+    target = importlib.import_module("http2_front")
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    data = b"\x00\x00\x02\x00\x01\x00\x00\x00\x01ok"  # DATA, END_STREAM, stream 1
+    head = b"\x00\x00\x01\x01\x04\x00\x00\x00\x01\x88"  # HEADERS :status 200, stream 1
+    target.ServerOutput().feed(settings + head + data, 1)
+    for wrong, highest in ((data, 1), (settings + data, 1), (settings + head, 0)):
+        with pytest.raises(AssertionError):
+            target.ServerOutput().feed(wrong, highest)
+
+
+def test_the_clienthello_check_can_fail() -> None:
+    target = importlib.import_module("clienthello")
+    with pytest.raises(AssertionError):
+        target._check_hello(target.ClientHello("a..b"))
+    target._check_hello(target.ClientHello("a.b-c_d"))
