@@ -14,6 +14,7 @@ calls are trailers-only gRPC responses (:func:`grpc_status`).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,28 @@ def grpc_status(status: int) -> tuple[int, bytes]:
 
 # Fields of a local HTTP/1.1 answer that HTTP/2 does not carry.
 _LOCAL_DROP = msg.HOP_BY_HOP
+
+# What h2 lets through but an HTTP/1.1 request line or field must not carry (h2 itself
+# refuses NUL, CR, LF, upper-case and other bad name bytes). Forwarded as received, a
+# space in :path or :method would split the request line upstream ("GET /a b HTTP/1.1").
+# :method is a token (RFC 9110 9.1, 5.6.2); :path is the absolute-path and query
+# productions of RFC 3986, visible ASCII only (RFC 9113 8.3.1); field values hold no
+# control character but HTAB (RFC 9110 5.5). The HTTP/1.1 front refuses the same (llhttp).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_IN_PATH = re.compile(rb"[^\x21-\x7e]")
+_CTL_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def valid_request_line(method: bytes, path: bytes) -> bool:
+    """Whether :method and :path can make an HTTP/1.1 request line (see _TOKEN)."""
+    if path[:1] != b"/" or path.find(b"#") != -1 or _NOT_IN_PATH.search(path) is not None:
+        return False
+    return _TOKEN.fullmatch(method) is not None
+
+
+def valid_field_values(fields: Headers) -> bool:
+    """No control characters (but HTAB) in any value (RFC 9110 5.5)."""
+    return not any(_CTL_IN_VALUE.search(value) is not None for _name, value in fields)
 
 
 class H2Stream(Forwarding):
@@ -170,7 +193,7 @@ class H2Stream(Forwarding):
             raw.append((b"transfer-encoding", b"chunked"))  # the body is framed upstream
         request = msg.RequestHeaders(raw)
         # RFC 9113 8.3.1: :path is origin-form ("*" only for OPTIONS, not routed here).
-        if not method or path[:1] != b"/" or path.find(b"#") != -1 or request.invalid:
+        if request.invalid or not valid_request_line(method, path) or not valid_field_values(raw):
             self.local_status(400)
         else:
             # Routed within what the HTTP/1.1 connection it started as knew (TLS: its SNI).
@@ -303,6 +326,10 @@ class H2Stream(Forwarding):
     def request_trailers(self, fields: Headers) -> None:
         if self.pool is None or self.response_done or not self.chunked:
             return  # trailers need chunked framing upstream (no content-length was sent)
+        if not valid_field_values(fields):
+            # A malformed request (RFC 9113 8.1.1) whose head is already upstream: end it.
+            self._reset(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return
         parts = [b"0\r\n"]
         for name, value in fields:
             if name[:1] != b":":
