@@ -6,6 +6,7 @@
     python bench/scale.py --routes 5000 --change secret    # the change: a certificate rotated
     python bench/scale.py --routes 5000 --change grant     # the change: a ReferenceGrant
     python bench/scale.py --routes 5000 --change namespace # the change: Namespace labels
+    python bench/scale.py --routes 5000 --change gateway   # the change: a Gateway listener
     make bench-scale                                # the same, appending to bench/RESULTS.md
 
 For each N it writes the manifests of ``bench/manifests.py`` into a temp dir (one file per
@@ -26,7 +27,10 @@ group, and measures:
   ``--change namespace`` the listener admits namespaces labelled ``bench-routes: "yes"``
   (the bench namespace is), the last route (with its Service) is in namespace ``team``,
   and each change flips that Namespace's label; time until the route answers 200 (or
-  404, detached);
+  404, detached); with ``--change gateway`` each change adds or removes a second listener
+  (port 8081 + offset or the next free one, hostname ``extra.bench.test``, which no route's hostnames match) on
+  the Gateway itself: a full rebuild, not a patch; time until that port answers 404 (or
+  refuses connections);
 * ``--grpc-routes G`` adds G GRPCRoutes (hostnames of their own, so no GEP-1016 conflict)
   on the same listener as the HTTPRoutes;
 * **teardown**: every route file deleted; time until ``/status`` lists no HTTPRoute;
@@ -266,7 +270,7 @@ class Options:
     """What each measured tree holds besides the HTTPRoutes, and which change is timed."""
 
     grpc_routes: int = 0
-    change: str = "route"  # or "secret", "grant", "namespace"
+    change: str = "route"  # or "secret", "grant", "namespace", "gateway"
 
 
 SHARED = "shared"  # --change grant: the namespace of the Service the last route uses
@@ -350,6 +354,45 @@ spec:
         - name: svc-{j}
           port: 80
 """
+
+
+EXTRA_HOST = "extra.bench.test"  # --change gateway: the hostname of the extra listener
+
+
+def extra_listener_yaml(port: int) -> str:
+    """--change gateway: a second listener for the base Gateway, matching no route."""
+    return f"""\
+    - name: extra
+      port: {port}
+      protocol: HTTP
+      hostname: {EXTRA_HOST}
+"""
+
+
+def free_spec_port(offset: int) -> int:
+    """A listener port from 8081 up whose bound port (+ ``offset``) is free now: the
+    ephemeral ports of the bench's own connections must not make it PortUnavailable."""
+    for port in range(8081, 8181):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for the extra listener")
+
+
+def extra_listener_status(port: int) -> int | None:
+    """The status a GET on the extra listener gets, or None when nothing listens."""
+    request = f"GET / HTTP/1.1\r\nHost: {EXTRA_HOST}\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(request.encode())
+            head = conn.recv(64)
+    except OSError:
+        return None
+    parts = head.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
 
 
 def https_listener_yaml() -> str:
@@ -481,7 +524,9 @@ def measure(
         result.rss_loaded_mb, _ = proc_mem_mb(turnout.proc.pid)
         result.workers_loaded_mb = [rss for rss, _ in workers_mem_mb(turnout.proc.pid)]
 
-        https_port = turnout.proxy_port - manifests.LISTENER_PORT + 443
+        offset = turnout.proxy_port - manifests.LISTENER_PORT
+        https_port = offset + 443
+        extra_port = free_spec_port(offset) if options.change == "gateway" else 0
         if options.change == "secret":
             first = functools.partial(_presents, https_port, pem_to_der(pairs[0][0]))
             if poll(first, READY_TIMEOUT, 0.01) is None:
@@ -496,6 +541,13 @@ def measure(
                 manifests.write_atomic(directory / "00-grant.yaml", grant_yaml(granted))
                 code = 200 if k % 2 == 0 else 500
                 seen = functools.partial(lambda c: _code(turnout.request(last)) == c, code)
+            elif options.change == "gateway":  # odd k: the extra listener is there
+                extra = extra_listener_yaml(extra_port) if k % 2 else ""
+                manifests.write_atomic(directory / "00-base.yaml", manifests.base_yaml() + extra)
+                code = 404 if k % 2 else None
+                seen = functools.partial(
+                    lambda c, p: extra_listener_status(p) == c, code, offset + extra_port
+                )
             elif options.change == "namespace":  # odd k: the label no longer matches
                 admitted = k % 2 == 0
                 manifests.write_atomic(directory / "00-team.yaml", team_namespace_yaml(admitted))
@@ -632,12 +684,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc-routes", type=int, default=0, help="also this many GRPCRoutes (0)")
     parser.add_argument(
         "--change",
-        choices=("route", "secret", "grant", "namespace"),
+        choices=("route", "secret", "grant", "namespace", "gateway"),
         default="route",
         help="what each timed change rewrites: the last HTTPRoute (route), the "
         "certificate Secret of an HTTPS listener (secret) or the ReferenceGrant that "
         "permits the last route's cross-namespace backendRef (grant) or the labels of the "
-        "last route's Namespace, which the listener selects by label (namespace)",
+        "last route's Namespace, which the listener selects by label (namespace), or a "
+        "second listener added to and removed from the Gateway (gateway)",
     )
     args = parser.parse_args(argv)
     options = Options(grpc_routes=args.grpc_routes, change=args.change)

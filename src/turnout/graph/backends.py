@@ -10,6 +10,7 @@ GRPCRoute backends without one, from the route kind (h2c).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,11 +80,16 @@ class BackendResolver:
         self.cluster_ports: dict[str, tuple[str, str, str | None]] = {}
         # Clusters reached with TLS (a BackendTLSPolicy targets their port).
         self.cluster_tls: dict[str, UpstreamTLSSettings] = {}
+        # What resolve() answered with a cluster, by everything but the field path (which
+        # only words the conditions of failures): rules of a route, and routes, often
+        # name the same Service port. Entries go with the Services or grants they read.
+        self._resolved: dict[tuple[BackendTarget, str, str, bool], str] = {}
 
     def forget_services(self, snapshot: Snapshot, services: set[tuple[str, str]]) -> None:
         """Read Services from ``snapshot`` from now on, and drop what was resolved for
         ``services`` (they changed): the routes using them are resolved again."""
         self._snapshot = snapshot
+        self._forget_resolved(lambda target: (target.namespace, target.name) in services)
         for cluster in [name for name in self.clusters if self._service_of(name) in services]:
             del self.clusters[cluster]
         for cluster in [n for n in self.cluster_protocols if self._service_of(n) in services]:
@@ -95,11 +101,16 @@ class BackendResolver:
         """Read Services and the ReferenceGrants of ``namespaces`` (they changed) from
         ``snapshot`` from now on (graph/incremental.py)."""
         self._snapshot = snapshot
+        self._forget_resolved(lambda target: target.namespace in namespaces)
         for namespace in namespaces:
             self._grants.pop(namespace, None)
         for (namespace, _), grant in sorted(snapshot.reference_grants.items()):
             if namespace in namespaces:
                 self._grants[namespace].append(grant)
+
+    def _forget_resolved(self, reads: Callable[[BackendTarget], bool]) -> None:
+        for key in [key for key in self._resolved if reads(key[0])]:
+            del self._resolved[key]
 
     def _service_of(self, cluster: str) -> tuple[str, str] | None:
         # "ns/svc:port", or with the /h2c or /h2 suffix of its protocol.
@@ -164,7 +175,25 @@ class BackendResolver:
         (TCPRoute, TLSRoute, UDPRoute): the Service port's appProtocol and BackendTLSPolicies
         (which only apply to HTTP and gRPC here) do not matter.
         """
-        shown = f"{target.namespace}/{target.name}"
+        key = (target, from_kind, from_namespace, check_app_protocol)
+        found = self._resolved.get(key)
+        if found is not None:
+            return found, None
+        cluster, failed = self._resolve(
+            target, field, from_kind, from_namespace, check_app_protocol
+        )
+        if cluster is not None:
+            self._resolved[key] = cluster
+        return cluster, failed
+
+    def _resolve(
+        self,
+        target: BackendTarget,
+        field: str,
+        from_kind: str,
+        from_namespace: str,
+        check_app_protocol: bool,
+    ) -> tuple[str | None, Condition | None]:
         if target.group != "" or target.kind != "Service":
             kind = f"{target.group}/{target.kind}" if target.group else target.kind
             return None, c.route_unresolved_refs(
@@ -179,24 +208,28 @@ class BackendResolver:
         ):
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_REF_NOT_PERMITTED,
-                f"{field}: Service {shown} is in another namespace and no ReferenceGrant "
+                f"{field}: Service {_shown(target)} is in another namespace and no ReferenceGrant "
                 f"in {target.namespace} allows {from_kind}s from {from_namespace} to use it",
             )
         service = self._snapshot.services.get((target.namespace, target.name))
         if service is None:
             return None, c.route_unresolved_refs(
-                c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND, f"{field}: Service {shown} not found"
+                c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
+                f"{field}: Service {_shown(target)} not found",
             )
         if service.spec.type == "ExternalName":
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
-                f"{field}: Service {shown} is of type ExternalName, which is not supported",
+                f"{field}: Service {_shown(target)} is of type ExternalName, which is not "
+                "supported",
             )
-        port = next((p for p in service.spec.ports if p.port == target.port), None)
-        if port is None:
+        for port in service.spec.ports:
+            if port.port == target.port:
+                break
+        else:
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_BACKEND_NOT_FOUND,
-                f"{field}: Service {shown} has no port {target.port}",
+                f"{field}: Service {_shown(target)} has no port {target.port}",
             )
         cluster = f"{target.namespace}/{target.name}:{port.port}"
         self.cluster_ports[cluster] = (target.namespace, target.name, port.name)
@@ -217,21 +250,22 @@ class BackendResolver:
         if unsupported is not None and check_app_protocol:
             return None, c.route_unresolved_refs(
                 c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
-                f"{field}: Service {shown} port {port.port} has appProtocol "
+                f"{field}: Service {_shown(target)} port {port.port} has appProtocol "
                 f"{port.app_protocol}: {unsupported}",
             )
         if policy is not None and check_app_protocol:
             if policy.settings is None:
                 return None, c.route_unresolved_refs(
                     c.ROUTE_RESOLVED_REFS_INVALID_BACKEND_TLS_POLICY,
-                    f"{field}: Service {shown} port {port.port} is targeted by BackendTLSPolicy "
+                    f"{field}: Service {_shown(target)} port {port.port} is targeted by "
+                    "BackendTLSPolicy "
                     f"{policy.obj.namespace}/{policy.obj.name}, which cannot be used "
                     f"({policy.accepted.reason}); requests to it get 500",
                 )
             if app_protocol in _CLEARTEXT_H2_APP_PROTOCOLS:
                 return None, c.route_unresolved_refs(
                     c.ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL,
-                    f"{field}: Service {shown} port {port.port} has appProtocol "
+                    f"{field}: Service {_shown(target)} port {port.port} has appProtocol "
                     f"{port.app_protocol} (cleartext HTTP/2), which contradicts the "
                     f"BackendTLSPolicy {policy.obj.namespace}/{policy.obj.name} targeting it",
                 )
@@ -274,3 +308,8 @@ class BackendResolver:
                 for address in endpoint.addresses:
                     found[(address, target_port)] = None
         return list(found)
+
+
+def _shown(target: BackendTarget) -> str:
+    """How a condition message names the Service (formatted only for a message)."""
+    return f"{target.namespace}/{target.name}"

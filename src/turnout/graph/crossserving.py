@@ -59,9 +59,12 @@ def reject_cross_kind(nodes: Sequence[RouteNode]) -> None:
     # Claims per listener and route kind, each with its claim order: a route is only
     # checked against the claims of other kinds (none at all on the usual listener that
     # carries one kind; scanning every claim made this quadratic in the routes).
+    served = [n for n in nodes if n.kind in CROSS_SERVED]
+    if len({n.kind for n in served}) < 2:
+        return  # one kind only (the usual config): no route can lose to the other kind
     claimed: dict[int, dict[str, list[tuple[int, RouteNode, list[str]]]]] = defaultdict(dict)
     order = 0
-    for node in sorted((n for n in nodes if n.kind in CROSS_SERVED), key=age):
+    for node in sorted(served, key=age):
         for parent in node.parents:
             rivals: dict[int, RouteNode] = {}
             for listener, hosts in parent.listeners:
