@@ -24,8 +24,8 @@ from setuptools import setup
 
 DATAPLANE = "src/turnout/dataplane"
 # Interpreted on purpose: start-up and process plumbing (not per request), the switch
-# between compiled and source modules itself, and a subclass of ssl.SSLContext that mypyc
-# cannot compile.
+# between compiled and source modules itself, a subclass of ssl.SSLContext that mypyc
+# cannot compile, and the msgspec Struct of counter snapshots (built once a second).
 INTERPRETED = {
     "__init__.py",
     "native.py",
@@ -34,6 +34,7 @@ INTERPRETED = {
     "reuse.py",
     "pemfile.py",
     "sslcontext.py",
+    "snapshot.py",
 }
 # mypy's view for compiling: the project's own config is for checking (strict, plugins that
 # a build environment need not have); compiling needs only the types, whatever is missing.

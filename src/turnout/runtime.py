@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 
 from turnout import DEFAULT_CONTROLLER_NAME, graph, ir
+from turnout.admin import dataplane_metrics
 from turnout.admin.server import start_admin
 from turnout.dataplane import native
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
@@ -327,6 +328,10 @@ class Standalone:
             from turnout.dataplane.server import DataPlane
 
             self.dataplane = DataPlane(options.limits)
+        # /metrics: the data plane's counters, from the workers or from this process.
+        source = self.workers or self.dataplane
+        assert source is not None
+        dataplane_metrics.COLLECTOR.source = source.stats_snapshot
         self._compiled: tuple[LoadResult, Graph] | None = None
         self._stopping = False
         self._items: list[dict[str, Any]] = []

@@ -27,6 +27,12 @@ Theory of operation
   that does not answer within ``apply_timeout`` is killed, and so restarted. When a
   restarted worker's results differ from the published ones (a port it cannot bind),
   ``on_results_changed`` is called so status can be recomputed.
+* **Counters.** Each worker sends a snapshot of its data-plane counters every second
+  (``Stats``, see :mod:`turnout.dataplane.worker`); :meth:`WorkerSet.stats_snapshot` sums
+  the last one of each live worker with ``retired``, the sum of the last snapshots of
+  workers that exited. So the totals in /metrics never go down when a worker dies and
+  is restarted (its replacement counts from zero on top); a worker killed outright
+  loses at most its last second of counts.
 * **Stopping.** :meth:`WorkerSet.close` sends SIGTERM to every worker (each drains: stops
   accepting, finishes requests in flight up to its drain timeout, exits 0) and waits for
   them; stragglers are killed a few seconds after the drain deadline.
@@ -46,8 +52,18 @@ from dataclasses import dataclass, field
 import prometheus_client
 
 from turnout import ir
+from turnout.dataplane import snapshot
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
-from turnout.dataplane.worker import Applied, Apply, ApplyDelta, Init, encode, read_message
+from turnout.dataplane.snapshot import Snapshot
+from turnout.dataplane.worker import (
+    Applied,
+    Apply,
+    ApplyDelta,
+    Init,
+    Stats,
+    encode,
+    read_message,
+)
 from turnout.ir import delta as ir_delta
 
 log = logging.getLogger("turnout.workers")
@@ -75,6 +91,7 @@ class WorkerProcess:
     applied: int = -1  # the last configuration version it answered for
     sent: int = -1  # the last configuration version sent to it
     results: dict[str, str | None] = field(default_factory=dict)
+    stats: Snapshot | None = None  # the last counters it sent
     reader_task: asyncio.Task[None] | None = None
 
     @property
@@ -116,6 +133,12 @@ class WorkerSet:
         self._stopping = False
         self._backoff = 0.0
         self._respawns: set[asyncio.Task[None]] = set()
+        self.retired = Snapshot()  # what workers that exited had counted (see stats_snapshot)
+
+    def stats_snapshot(self) -> Snapshot:
+        """Data-plane counters over every worker, past and present (for /metrics)."""
+        live = [w.stats for w in self.workers.values() if w.stats is not None]
+        return snapshot.total([self.retired, *live])
 
     @property
     def pids(self) -> list[int]:
@@ -230,6 +253,8 @@ class WorkerSet:
                     break
                 if isinstance(message, Applied):
                     await self._applied(worker, message)
+                elif isinstance(message, Stats):
+                    worker.stats = message.snapshot
         except (OSError, ValueError) as exc:
             log.error(
                 "worker %d (pid %d): control channel failed: %s", worker.index, worker.pid, exc
@@ -241,6 +266,9 @@ class WorkerSet:
         async with self._changed:
             if self.workers.get(worker.index) is worker:
                 del self.workers[worker.index]
+            if worker.stats is not None:  # in the same step as leaving self.workers
+                self.retired = snapshot.total([self.retired, worker.stats], gauges=False)
+                worker.stats = None
             WORKERS_LIVE.set(len(self.workers))
             self._changed.notify_all()
         if self._stopping:

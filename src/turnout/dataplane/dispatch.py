@@ -16,6 +16,16 @@ from turnout.dataplane import messages as msg
 from turnout.dataplane.messages import RequestHeaders
 from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.router import RequestView, Target
+from turnout.dataplane.stats import (
+    BAD_REQUEST,
+    CORS_PREFLIGHT,
+    INVALID_BACKEND,
+    METHOD_NOT_ALLOWED,
+    NO_ENDPOINT,
+    NO_ROUTE,
+    REDIRECT,
+    STATS,
+)
 from turnout.dataplane.upstream import EndpointPool
 
 if TYPE_CHECKING:
@@ -38,6 +48,7 @@ def route_request(
     exchange.head_request = method == _HEAD
     exchange.has_body = request.content_length or request.chunked
     if method == _CONNECT:
+        STATS.answered_locally(METHOD_NOT_ALLOWED)
         exchange.local_status(405)
         return
     if request.upgrade:
@@ -51,6 +62,7 @@ def route_request(
             if exchange.has_body and _header(request.kept, b"content-length") != b"0":
                 # llhttp hands a body sent with Connection: upgrade to the upgraded
                 # protocol, unparsed: it cannot be forwarded as a body (nor dropped safely).
+                STATS.answered_locally(BAD_REQUEST)
                 exchange.local_status(400)
                 return
             exchange.has_body = False
@@ -59,11 +71,13 @@ def route_request(
     path, sep, query = url.partition(b"?")
     vhost = client.lookup(request.host)
     if vhost is None:
+        STATS.answered_locally(NO_ROUTE)
         exchange.local_status(404)
         return
     view = RequestView(method, request.kept, query) if vhost.needs_view else None
     rule = vhost.select(path, view)
     if rule is None:
+        STATS.answered_locally(NO_ROUTE)
         exchange.local_status(404)
         return
     sticky = rule.sticky
@@ -86,6 +100,7 @@ def route_request(
                     request_method,
                     _header(request.kept, b"access-control-request-headers"),
                 )
+                STATS.answered_locally(CORS_PREFLIGHT)
                 exchange.local_answer(
                     msg.headers_response(204, allowed, exchange.connection_header())
                 )
@@ -94,8 +109,10 @@ def route_request(
             if edit is not None and target.cluster is not None:
                 target = target.with_response_edit(edit)
     if target.status is not None:
+        STATS.answered_locally(INVALID_BACKEND)
         exchange.local_status(target.status)
     elif target.redirect is not None:
+        STATS.answered_locally(REDIRECT)
         location = target.redirect.location(request.host, path, query if sep else None)
         exchange.local_answer(
             msg.redirect_response(target.redirect.status, location, exchange.connection_header())
@@ -126,6 +143,8 @@ def _forward(
         cluster = target.cluster
         pool = None if cluster is None else cluster.pick()
     if pool is None:
+        STATS.answered_locally(NO_ENDPOINT)
+        exchange.target = target  # counted for its cluster (stats); unused by a local answer
         exchange.local_status(503)  # a cluster without ready endpoints
         return
     headers = request.kept

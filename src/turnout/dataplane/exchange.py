@@ -15,10 +15,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Final
 
+import httptools
+
 from turnout.dataplane import messages as msg
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.limits import Limits
 from turnout.dataplane.mirror import drop_mirrors, feed_mirrors, finish_mirrors
+from turnout.dataplane.stats import BAD_RESPONSE, STATS, UPSTREAM_RESET, UPSTREAM_TIMEOUT
 from turnout.dataplane.upstream import (
     HIGH_WATER,
     UpstreamConnection,
@@ -61,6 +64,7 @@ class Exchange(Forwarding):
         "response_started",
         "retried",
         "run",
+        "status",
         "switching",
         "target",
         "upgrade",
@@ -99,9 +103,11 @@ class Exchange(Forwarding):
         return msg.connection_header(self.keep_alive, self.http10)
 
     def local_status(self, status: int) -> None:
+        self.status = status
         self.local = msg.local_response(status, self.connection_header())
 
     def local_answer(self, response: bytes) -> None:
+        self.status = int(response[9:12])  # "HTTP/1.1 204 ..." (messages.py builds it)
         self.local = response
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -234,6 +240,7 @@ class Exchange(Forwarding):
                 self.client_out.append(head.data)
             return False
         self.response_started = True
+        self.status = status
         self.keep_alive = head.keep_alive
         self.body_mode = head.body_mode
         self.upstream_framed = head.upstream_framed
@@ -278,6 +285,8 @@ class Exchange(Forwarding):
             return False
         self.upstream_flush()  # the 101 head
         self.response_done = True
+        self.status = 101
+        self._count_response()  # the HTTP exchange ends here; the tunnel is not one
         self.upstream = None
         if self.run is not None:
             self.run.cancel()  # route timeouts end with the HTTP exchange (GEP-1742)
@@ -303,7 +312,8 @@ class Exchange(Forwarding):
                 # The head is still in client_out (it came in the same read as the broken
                 # body): the client can get a clean 502 instead of a cut connection.
                 self.client_out.clear()
-                self._fail(502)
+                malformed = isinstance(exc, httptools.HttpParserError | UpstreamProtocolError)
+                self._fail(502, BAD_RESPONSE if malformed else UPSTREAM_RESET)
             else:
                 self.upstream_flush()
                 self.client.abort()  # truncated: closing is the only signal left
@@ -317,11 +327,13 @@ class Exchange(Forwarding):
         if self.upstream is not None:
             self.upstream.pause_reading(paused)
 
-    def _fail(self, status: int) -> None:
+    def _fail(self, status: int, reason: int) -> None:
         """The upstream failed before a response head: answer ``status`` ourselves."""
         if self.response_done:
             return
         self.response_done = True
+        self.status = status
+        STATS.answered_locally(reason)
         if self.run is not None:
             self.run.cancel()
         self._drop_upstream()
@@ -341,4 +353,4 @@ class Exchange(Forwarding):
             self.abort()
             self.client.abort()
             return
-        self._fail(504)
+        self._fail(504, UPSTREAM_TIMEOUT)

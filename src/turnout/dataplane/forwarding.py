@@ -16,6 +16,14 @@ from turnout.dataplane.limits import Limits
 from turnout.dataplane.mirror import MirrorExchange
 from turnout.dataplane.policy import PolicyRun
 from turnout.dataplane.router import Target
+from turnout.dataplane.stats import (
+    BAD_RESPONSE,
+    CONNECT_FAILED,
+    NO_ENDPOINT,
+    STATS,
+    UPSTREAM_RESET,
+    UPSTREAM_TIMEOUT,
+)
 from turnout.dataplane.upstream import (
     EndpointPool,
     UpstreamConnection,
@@ -53,9 +61,23 @@ class Forwarding(UpstreamUser):
         self.interim = False
         self.upstream_framed = True
         self.upstream_keep = False
+        self.status = (
+            0  # of the final response to the client, once decided (turnout.dataplane.stats)
+        )
 
-    def _fail(self, status: int) -> None:
+    def _fail(self, status: int, reason: int) -> None:
+        """Answer ``status`` here: the backend failed for ``reason`` (turnout.dataplane.stats)."""
         raise NotImplementedError
+
+    def _count_response(self) -> None:
+        """The response was sent completely: count it, and for its backend cluster."""
+        status = self.status
+        STATS.responses.add(status)
+        target = self.target
+        if target is not None:
+            cluster = target.cluster
+            if cluster is not None:
+                cluster.stats.add(status)
 
     def connection_header(self) -> bytes:
         """The Connection header of a local answer (HTTP/1.1 framing of the client side)."""
@@ -114,7 +136,7 @@ class Forwarding(UpstreamUser):
             return
         # 503 as for an unreachable backend (Envoy's "upstream connect error"); the
         # retry conformance tests accept 500 or 503 once connection retries run out.
-        self._fail(503)
+        self._fail(503, CONNECT_FAILED)
 
     def _lost_before_response(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
         """The upstream connection failed before a response head: retry, or fail."""
@@ -132,7 +154,10 @@ class Forwarding(UpstreamUser):
                 return
         # A malformed response is the backend's fault (502); a connection reset or
         # closed before any response means the backend is unavailable (503).
-        self._fail(502 if malformed else 503)
+        if malformed:
+            self._fail(502, BAD_RESPONSE)
+        else:
+            self._fail(503, UPSTREAM_RESET)
 
     def _release_upstream(self) -> None:
         """The response is complete: stop the policy's timers, hand the connection back
@@ -170,7 +195,7 @@ class Forwarding(UpstreamUser):
         target = self.target
         pool = None if target is None or target.cluster is None else target.cluster.pick()
         if self.response_done or pool is None:
-            self._fail(503)
+            self._fail(503, NO_ENDPOINT)
             return
         self.pool = pool
         self.out = sent
@@ -210,4 +235,4 @@ class Forwarding(UpstreamUser):
         if run.can_retry():
             run.schedule_retry()
         else:
-            self._fail(504)
+            self._fail(504, UPSTREAM_TIMEOUT)

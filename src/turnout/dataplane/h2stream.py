@@ -27,6 +27,7 @@ from turnout.dataplane.dispatch import route_request
 from turnout.dataplane.forwarding import Forwarding
 from turnout.dataplane.h2base import Headers
 from turnout.dataplane.limits import Limits
+from turnout.dataplane.stats import BAD_REQUEST, STATS, UPSTREAM_TIMEOUT
 from turnout.dataplane.upstream import (
     HIGH_WATER,
     LOW_WATER,
@@ -121,6 +122,7 @@ class H2Stream(Forwarding):
         "response_started",
         "retried",
         "run",
+        "status",
         "stream_id",
         "target",
         "trailers",
@@ -194,6 +196,7 @@ class H2Stream(Forwarding):
         request = msg.RequestHeaders(raw)
         # RFC 9113 8.3.1: :path is origin-form ("*" only for OPTIONS, not routed here).
         if request.invalid or not valid_request_line(method, path) or not valid_field_values(raw):
+            STATS.answered_locally(BAD_REQUEST)
             self.local_status(400)
         else:
             # Routed within what the HTTP/1.1 connection it started as knew (TLS: its SNI).
@@ -211,7 +214,8 @@ class H2Stream(Forwarding):
             lname = name.strip().lower()
             if lname not in _LOCAL_DROP:
                 fields.append((lname, value.strip()))
-        self._local = (int(lines[0][9:12]), fields, body)
+        self.status = int(lines[0][9:12])
+        self._local = (self.status, fields, body)
 
     def connection_header(self) -> bytes:
         return msg.CONN_KEEP
@@ -225,6 +229,7 @@ class H2Stream(Forwarding):
                 (b"grpc-status", b"%d" % code),
                 (b"grpc-message", message),
             ]
+            self.status = 200  # what the client gets; grpc-status carries the error
             self._local = (status, fields, b"")
         else:
             response = msg.local_response(status, msg.CONN_KEEP)
@@ -300,6 +305,7 @@ class H2Stream(Forwarding):
 
     def _response_sent(self) -> None:
         self.response_done = True
+        self._count_response()
         if self.run is not None:
             self.run.cancel()
         if self.request_done:
@@ -403,6 +409,7 @@ class H2Stream(Forwarding):
         self.upstream_framed = framed or no_body
         self.upstream_keep = keep
         self.response_started = True
+        self.status = status
         self.response = fields
         return self.head_request
 
@@ -450,10 +457,11 @@ class H2Stream(Forwarding):
             self.flush_upstream()  # acknowledges what was held back
             self.client.flush()
 
-    def _fail(self, status: int) -> None:
+    def _fail(self, status: int, reason: int) -> None:
         """The upstream failed before a response head: answer ``status`` ourselves."""
         if self.response_done or self.response_started:
             return
+        STATS.answered_locally(reason)
         if self.run is not None:
             self.run.cancel()
         self._drop_upstream()
@@ -528,7 +536,7 @@ class H2Stream(Forwarding):
         if self.response_started:
             self._cut_short(504, h2.errors.ErrorCodes.CANCEL)
             return
-        self._fail(504)
+        self._fail(504, UPSTREAM_TIMEOUT)
 
     def _cut_response_short(self) -> None:
         self._cut_short(504, h2.errors.ErrorCodes.CANCEL)

@@ -24,6 +24,8 @@ Theory of operation: there are no probes; real requests are the probes.
 
 from __future__ import annotations
 
+from turnout.dataplane.stats import STATS
+
 EJECT_BASE = 1.0  # seconds an endpoint is ejected after its first failure in a row
 EJECT_MAX = 30.0  # the cap of the exponential back-off
 
@@ -46,6 +48,7 @@ class EndpointHealth:
         duration = min(EJECT_MAX, EJECT_BASE * 2.0 ** min(self.failures - 1, 32))
         self.ejected_until = now + duration
         self.ejections += 1
+        STATS.ejections += 1
         return duration
 
     def succeeded(self) -> None:

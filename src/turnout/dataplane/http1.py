@@ -81,6 +81,14 @@ from turnout.dataplane.exchange import (
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
 from turnout.dataplane.messages import RequestHeaders
 from turnout.dataplane.router import SocketTable, VirtualHostTable
+from turnout.dataplane.stats import (
+    BAD_REQUEST,
+    HEADERS_TOO_LARGE,
+    INTERNAL_ERROR,
+    REQUEST_TIMEOUT,
+    STATS,
+    URI_TOO_LONG,
+)
 from turnout.dataplane.tunnel import Tunnel
 from turnout.dataplane.upstream import HIGH_WATER, LOW_WATER
 
@@ -194,6 +202,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self.transport = transport
+        STATS.downstream_connections += 1
         found = wd.for_running_loop()
         if found is not None:
             watchdog, loop = found
@@ -446,6 +455,8 @@ class ClientConnection(asyncio.Protocol):
             self.transport.resume_reading()  # type: ignore[union-attr]
 
     def exchange_finished(self, exchange: Exchange) -> None:
+        if self._open:  # else the response was cut off (aborted): not a completed one
+            exchange._count_response()
         exchanges = self.exchanges
         if exchanges and exchanges[0] is exchange:
             del exchanges[0]
@@ -539,12 +550,23 @@ class ClientConnection(asyncio.Protocol):
             receiving.keep_alive = False
             receiving.request_complete()
             return
+        STATS.answered_locally(_PARSE_REASONS.get(status, BAD_REQUEST))
         error = Exchange(self, keep_alive=False, http10=False)
+        error.status = status
         error.local = msg.local_response(status, msg.CONN_CLOSE)
         error.request_done = True
         self.exchanges.append(error)
         if len(self.exchanges) == 1:
             error.start()
+
+
+# Why _parse_failed answers a status (turnout.dataplane.stats); others (400, 505): BAD_REQUEST.
+_PARSE_REASONS: Final = {
+    408: REQUEST_TIMEOUT,
+    414: URI_TOO_LONG,
+    431: HEADERS_TOO_LARGE,
+    500: INTERNAL_ERROR,
+}
 
 
 def _request_target(url: bytes, method: bytes, request: msg.RequestHeaders) -> bytes:

@@ -41,6 +41,8 @@ from turnout.dataplane.router import (
     compile_listener,
     compile_routes,
 )
+from turnout.dataplane.snapshot import Snapshot, take
+from turnout.dataplane.stats import STATS, StatusCounts
 from turnout.dataplane.upstream import IDLE_CLOCK, EndpointPool, UpstreamCluster
 from turnout.dataplane.upstream_h2 import H2EndpointPool
 from turnout.dataplane.upstream_tls import UpstreamTLS, UpstreamTLSCache
@@ -88,6 +90,25 @@ class DataPlane:
         self._cluster_objects: dict[str, tuple[ir.Cluster, UpstreamCluster]] = {}
         self._compiled_hosts = CompiledHosts()
         self._l4 = L4DataPlane(limits.udp_idle_timeout)  # TCP, TLS and UDP listeners (l4.py)
+        # Per cluster name, its response counts (stats.py), given to every UpstreamCluster
+        # of that name: counts survive a cluster rebuilt by a new configuration. Kept when
+        # a cluster goes away (a counter must not go back if it comes again).
+        self._cluster_stats: dict[str, StatusCounts] = {}
+
+    def stats_snapshot(self) -> Snapshot:
+        """This process's data-plane counters (turnout.dataplane.stats), and the client
+        connections open now: HTTP/1.1, HTTPS and HTTP/2 ones of every socket, including
+        sockets closed by a reload whose connections still drain (not the L4 ones, nor
+        connections upgraded to a tunnel, which leave their socket's set)."""
+        states = [bound.state for bound in self._sockets.values()] + self._retired
+        active = sum(len(state.connections) for state in states)
+        return take(STATS, self._cluster_stats, active)
+
+    def _cluster(self, name: str, pools: tuple[EndpointPool, ...]) -> UpstreamCluster:
+        counts = self._cluster_stats.get(name)
+        if counts is None:
+            counts = self._cluster_stats[name] = StatusCounts()
+        return UpstreamCluster(name, pools, counts)
 
     @property
     def table(self) -> RouteTable | None:
@@ -191,13 +212,13 @@ class DataPlane:
                 except (ssl.SSLError, OSError, ValueError) as exc:
                     # No pools: requests get 503, never plaintext.
                     errors.append(f"cluster {name}: cannot originate TLS: {exc}")
-                    clusters[name] = UpstreamCluster(name, ())
+                    clusters[name] = self._cluster(name, ())
                     continue
             if cluster.protocol == "http1":
                 pools += self._http1_pools(cluster, tls)
             elif cluster.protocol in ("h2c", "h2"):
                 pools += self._h2c_pools(cluster, tls)
-            clusters[name] = UpstreamCluster(name, tuple(pools))
+            clusters[name] = self._cluster(name, tuple(pools))
         return clusters, errors
 
     def _http1_pools(self, cluster: ir.Cluster, tls: UpstreamTLS | None) -> list[EndpointPool]:
@@ -230,13 +251,13 @@ class DataPlane:
                     tls = self._upstream_tls.get(cluster.tls, client)
                 except (ssl.SSLError, OSError, ValueError) as exc:
                     errors.append(f"gateway {gateway.name}, cluster {name}: {exc}")
-                    mapping[name] = UpstreamCluster(name, ())  # 503, never without TLS
+                    mapping[name] = self._cluster(name, ())  # 503, never without TLS
                     continue
                 if cluster.protocol == "http1":
                     pools = self._http1_pools(cluster, tls)
                 else:
                     pools = self._h2c_pools(cluster, tls)
-                mapping[name] = UpstreamCluster(name, tuple(pools))
+                mapping[name] = self._cluster(name, tuple(pools))
             by_gateway[gateway.name] = mapping
         return by_gateway
 

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Protocol, cast
 
 from turnout import ir
+from turnout.dataplane.stats import STATS
 
 PENDING_LIMIT = 256 * 1024  # client bytes held while the upstream connects
 CONNECT_TIMEOUT = 10.0
@@ -251,6 +252,7 @@ class StreamConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        STATS.l4_connections += 1
         self._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -28,6 +28,7 @@ import contextlib
 from typing import Any, cast
 
 from turnout.dataplane.splice import Balancer, Endpoint
+from turnout.dataplane.stats import STATS
 
 MAX_SESSIONS = 10_000  # per listener; datagrams from further clients are dropped
 _QUEUE_LIMIT = 64
@@ -120,6 +121,7 @@ class UDPListenerProtocol(asyncio.DatagramProtocol):
         if endpoint is None or len(self._sessions) >= MAX_SESSIONS:
             return None
         session = self._sessions[client] = _Session(self, client)
+        STATS.udp_sessions += 1
         asyncio.get_running_loop().create_task(self._connect(session, endpoint))
         return session
 

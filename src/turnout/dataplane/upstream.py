@@ -26,6 +26,7 @@ import httptools
 
 from turnout.dataplane.health import EndpointHealth
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.stats import STATS, StatusCounts
 from turnout.dataplane.upstream_tls import UpstreamTLS
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
+        if self.user is not None:
+            # Closed or reset by the backend (or the network) under a request: every close
+            # of ours (close(), release, a malformed response) forgets the user first.
+            STATS.upstream_resets += 1
         if self.user is not None and self._heads == 0 and self.requests == 1:
             # A fresh connection closed or reset before any response: the endpoint failed
             # (a reused one may just have raced with the backend's keep-alive timeout).
@@ -360,6 +365,7 @@ async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
                     server_hostname=tls.sni,
                 )
     except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+        STATS.upstream_connect_failures += 1
         pool.failed(exc)
         user.connect_failed(exc)
         return
@@ -369,10 +375,12 @@ async def _connect(pool: EndpointPool, user: UpstreamUser) -> None:
     if tls is not None and conn.transport is not None and not conn.closed:
         problem = tls.check(conn.transport.get_extra_info("peercert"))
         if problem is not None:
+            STATS.upstream_connect_failures += 1
             conn.close()
             user.connect_failed(ssl.SSLCertVerificationError(problem))
             return
     if conn.closed:
+        STATS.upstream_connect_failures += 1
         reset = ConnectionResetError("closed right after connect")
         pool.failed(reset)
         user.connect_failed(reset)
@@ -478,12 +486,17 @@ class EndpointPool:
 class UpstreamCluster:
     """The endpoints of one cluster, chosen round-robin among those not ejected."""
 
-    __slots__ = ("_next", "name", "pools")
+    __slots__ = ("_next", "name", "pools", "stats")
 
-    def __init__(self, name: str, pools: tuple[EndpointPool, ...]) -> None:
+    def __init__(
+        self, name: str, pools: tuple[EndpointPool, ...], stats: StatusCounts | None = None
+    ) -> None:
         self.name = name
         self.pools = pools
         self._next = 0
+        # Responses to requests routed here (turnout.dataplane.stats); shared by every
+        # cluster object of this name that the data plane builds, so counts carry over.
+        self.stats = StatusCounts() if stats is None else stats
 
     def pick(self, avoid: EndpointPool | None = None) -> EndpointPool | None:
         """The next endpoint; with ``avoid``, another one than it, or None if none is."""

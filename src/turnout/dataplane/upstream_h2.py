@@ -51,6 +51,7 @@ from turnout.dataplane import h2base
 from turnout.dataplane import messages as msg
 from turnout.dataplane.h2base import Headers
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.stats import STATS
 from turnout.dataplane.upstream import (
     CONNECT_TIMEOUT,
     HIGH_WATER,
@@ -151,6 +152,7 @@ class H2EndpointPool(EndpointPool):
 
     def _connect_failed(self, exc: BaseException) -> None:
         if not isinstance(exc, ConnectionAbortedError):
+            STATS.upstream_connect_failures += 1
             self.failed(exc)  # passive health checking: eject the endpoint for a while
         waiting, self.waiting = self.waiting, []
         for user in waiting:
@@ -248,6 +250,8 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.transport = None
         self.pool.connections.discard(self)
         self.pool.connection_gone(self)
+        # Requests still waiting for (the rest of) a response: lost with the connection.
+        STATS.upstream_resets += sum(1 for stream in self.bound if stream.user is not None)
         self._fail_all(exc or ConnectionResetError("connection closed"))
 
     def pause_writing(self) -> None:
@@ -579,6 +583,8 @@ class H2UpstreamStream(UpstreamConnection):
         if code == h2.errors.ErrorCodes.REFUSED_STREAM:
             self.refused()
             return
+        if self.user is not None:
+            STATS.upstream_resets += 1
         self.lost(ConnectionResetError(f"stream reset by the backend (error code {code})"))
 
     def refused(self) -> None:

@@ -17,6 +17,15 @@ and is restarted with the whole configuration), and is answered by ``Applied``
 with the same version and the per-listener results of :meth:`DataPlane.apply`
 (None when served, else why not).
 
+Counters: every :data:`STATS_INTERVAL` seconds, and once more after draining, the worker
+sends ``Stats``, a :class:`turnout.dataplane.snapshot.Snapshot` of its data-plane counters
+(:mod:`turnout.dataplane.stats`). Pushed rather than polled: the control plane then needs
+no request/answer matching (an ``Applied`` may be awaited on the same channel), a worker
+stuck in a long apply simply sends later, and the snapshot taken after draining -- the
+requests finished during the drain -- reaches the control plane before the channel
+closes, which a poll could miss. A worker killed outright loses at most the last
+interval's counts; its last snapshot stays in the totals (see :mod:`turnout.workers`).
+
 Stopping: SIGTERM, or the control channel closing (the control plane is gone), drains:
 the listening sockets close at once (new connections are refused), idle keep-alive
 connections close, requests in flight get up to the drain timeout, then the process
@@ -44,6 +53,7 @@ import uvloop
 
 from turnout import ir
 from turnout.dataplane.limits import Limits
+from turnout.dataplane.snapshot import Snapshot
 from turnout.ir.delta import ConfigDelta, patch
 from turnout.util.collector import collector_paused
 
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("turnout.worker")
 
+STATS_INTERVAL = 1.0  # seconds between two Stats messages of a worker
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 30  # an IR of many thousand routes is a few MB; this only stops garbage
 
@@ -81,7 +92,13 @@ class Applied(msgspec.Struct, tag=True):
     results: dict[str, str | None]  # listener name -> None (serving) or why not
 
 
-Message = Init | Apply | ApplyDelta | Applied
+class Stats(msgspec.Struct, tag=True):
+    """The worker's data-plane counters (sent every STATS_INTERVAL and after draining)."""
+
+    snapshot: Snapshot
+
+
+Message = Init | Apply | ApplyDelta | Applied | Stats
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
 
@@ -122,12 +139,15 @@ class Worker:
         for sig in (signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, lambda: None)  # see the module docstring
         commands = asyncio.create_task(self._commands())
+        reports = asyncio.create_task(self._report_stats())
         await self.stop.wait()
-        commands.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await commands
+        for task in (commands, reports):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.dataplane is not None:
             await self.dataplane.close(self.drain_timeout)
+            self._send_stats()  # what the drained requests added
         self.writer.close()
         log.info("worker %d drained; exiting", os.getpid())
 
@@ -146,6 +166,15 @@ class Worker:
             log.exception("worker %d: control channel failed; draining", os.getpid())
         finally:
             self.stop.set()
+
+    async def _report_stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            self._send_stats()
+
+    def _send_stats(self) -> None:
+        if self.dataplane is not None and not self.writer.is_closing():
+            self.writer.write(encode(Stats(self.dataplane.stats_snapshot())))
 
     def _init(self, message: Init) -> None:
         logging.getLogger().setLevel(message.log_level.upper())
