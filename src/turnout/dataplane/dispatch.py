@@ -21,6 +21,7 @@ from turnout.dataplane.stats import (
     CORS_PREFLIGHT,
     INVALID_BACKEND,
     METHOD_NOT_ALLOWED,
+    MISDIRECTED,
     NO_ENDPOINT,
     NO_ROUTE,
     REDIRECT,
@@ -109,7 +110,7 @@ def route_request(
             if edit is not None and target.cluster is not None:
                 target = target.with_response_edit(edit)
     if target.status is not None:
-        STATS.answered_locally(INVALID_BACKEND)
+        STATS.answered_locally(MISDIRECTED if target.status == 421 else INVALID_BACKEND)
         exchange.local_status(target.status)
     elif target.redirect is not None:
         STATS.answered_locally(REDIRECT)

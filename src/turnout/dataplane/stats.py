@@ -29,7 +29,7 @@ from typing import Final
 # DataPlaneStats.local, named in REASONS (the label values of /metrics).
 NO_ROUTE: Final = 0  # 404: no listener host or rule matched
 NO_ENDPOINT: Final = 1  # 503: the backend cluster has no ready endpoint
-INVALID_BACKEND: Final = 2  # a rule that answers a fixed status (500: invalid backendRef)
+INVALID_BACKEND: Final = 2  # 500: a rule that cannot forward (invalid or no backendRef)
 REDIRECT: Final = 3  # 3xx: a RequestRedirect filter
 CORS_PREFLIGHT: Final = 4  # 204: a CORS preflight answered by the gateway (GEP-1767)
 METHOD_NOT_ALLOWED: Final = 5  # 405: CONNECT
@@ -42,6 +42,7 @@ URI_TOO_LONG: Final = 11  # 414
 HEADERS_TOO_LARGE: Final = 12  # 431
 REQUEST_TIMEOUT: Final = 13  # 408: a request head did not arrive in time
 INTERNAL_ERROR: Final = 14  # 500: a bug while handling a request (logged)
+MISDIRECTED: Final = 15  # 421: HTTPS, a Host another listener's certificate is for (tls.py)
 
 REASONS: Final = (
     "no_route",
@@ -59,6 +60,7 @@ REASONS: Final = (
     "headers_too_large",
     "request_timeout",
     "internal_error",
+    "misdirected",
 )
 
 CODE_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
