@@ -13,7 +13,7 @@ from typing import Any
 import h2.events
 
 from turnout import ir
-from turnout.dataplane import snapshot
+from turnout.dataplane import snapshot, worker
 from turnout.dataplane.http1 import SocketState
 from turnout.dataplane.router import compile_routes
 from turnout.dataplane.server import DataPlane
@@ -225,3 +225,17 @@ async def test_dataplane_snapshot_counts_open_connections_and_keeps_cluster_coun
     finally:
         writer.close()
         await dataplane.close(0.1)
+
+
+async def test_a_snapshot_travels_over_the_control_channel() -> None:
+    sent = Snapshot(
+        requests=[0, 7, 0, 2, 1],
+        local={"no_route": 2},
+        ejections=1,
+        backends={"ns/a:80": [0, 7, 0, 0, 1]},
+        downstream_active=3,
+    )
+    reader = asyncio.StreamReader()
+    reader.feed_data(worker.encode(worker.Stats(sent)))
+    reader.feed_eof()
+    assert await worker.read_message(reader) == worker.Stats(sent)
