@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import h2.errors
 import h2.events
 
 from turnout import ir
@@ -20,10 +21,12 @@ from turnout.dataplane.server import DataPlane
 from turnout.dataplane.snapshot import Snapshot
 from turnout.dataplane.stats import CODE_CLASSES, STATS, StatusCounts
 from turnout.dataplane.upstream import EndpointPool, UpstreamCluster
+from turnout.demo.h2echo import H2EchoProtocol
 
-from .helpers import config, free_port, listener, simple_config
+from .helpers import config, free_port, listener, request, simple_config
 from .test_http1_protocol import ROUTES, FakeUpstreams, _client, _responses
 from .test_http2_protocol import Peer, _forwarding_table, fake_upstream
+from .test_upstream_h2 import h2c_config
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -239,3 +242,51 @@ async def test_a_snapshot_travels_over_the_control_channel() -> None:
     reader.feed_data(worker.encode(worker.Stats(sent)))
     reader.feed_eof()
     assert await worker.read_message(reader) == worker.Stats(sent)
+
+
+async def test_a_request_timeout_counts_as_upstream_timeout() -> None:
+    fake = FakeUpstreams()
+    state, clusters = _table(fake)
+    before = _now()
+    client, transport = _client(state)
+    client.data_received(b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")
+    client.exchanges[0].request_timed_out()  # what timeouts.request does (policy.py)
+    assert [r.status for r in _responses(transport.data())] == [504]
+    assert _moved(before) == {
+        "5xx": 1,
+        "local.upstream_timeout": 1,
+        "downstream_connections": 1,
+    }
+    assert clusters["c"].stats.values() == [0, 0, 0, 0, 1]
+
+
+class _Resetter(H2EchoProtocol):
+    """An h2c backend that resets every stream (INTERNAL_ERROR) instead of answering."""
+
+    def _answer(self, stream_id: int) -> None:
+        self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.requests.pop(stream_id, None)
+        self._flush()
+
+
+async def test_an_h2c_backend_resetting_the_stream_counts_as_a_reset() -> None:
+    server = await asyncio.get_running_loop().create_server(
+        lambda: _Resetter(name="h2"), "127.0.0.1", 0
+    )
+    dataplane = DataPlane()
+    port = free_port()
+    await dataplane.apply(h2c_config(port, server.sockets[0].getsockname()[1]))
+    before = _now()
+    try:
+        response = await request("127.0.0.1", port, "/x")
+    finally:
+        server.close()
+        await dataplane.close(0.1)
+    assert response.status == 503
+    moved = _moved(before)
+    assert moved == {
+        "5xx": 1,
+        "local.upstream_reset": 1,
+        "upstream_resets": 1,
+        "downstream_connections": 1,
+    }
