@@ -61,9 +61,8 @@ class Forwarding(UpstreamUser):
         self.interim = False
         self.upstream_framed = True
         self.upstream_keep = False
-        self.status = (
-            0  # of the final response to the client, once decided (turnout.dataplane.stats)
-        )
+        # The status of the final response to the client, once decided (stats.py counts it).
+        self.status = 0
 
     def _fail(self, status: int, reason: int) -> None:
         """Answer ``status`` here: the backend failed for ``reason`` (turnout.dataplane.stats)."""
