@@ -4,7 +4,9 @@ It is where a standalone gateway reports what a Kubernetes controller would writ
 the API server: the status of every object (`/status`), plus what it is serving
 (`/config`, the redacted IR), whether it is alive and ready (`/healthz`, `/readyz`) and
 Prometheus metrics (`/metrics`). The server knows nothing of the pipeline: it asks an
-`AdminProvider`, which the runtime implements.
+`AdminProvider`, which the runtime implements. `/metrics` renders prometheus_client's
+registry, where `dataplane_metrics` registers the data plane's counters (summed over
+the worker processes).
 """
 
 from __future__ import annotations
