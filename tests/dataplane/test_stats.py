@@ -8,6 +8,8 @@ that the others did not move.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 import h2.errors
@@ -290,3 +292,44 @@ async def test_an_h2c_backend_resetting_the_stream_counts_as_a_reset() -> None:
         "upstream_resets": 1,
         "downstream_connections": 1,
     }
+
+
+def _l4_listener(protocol: ir.model.ListenerProtocol) -> ir.Listener:
+    port = free_port()
+    return ir.Listener(
+        name=f"default/gw/{protocol.lower()}",
+        address="127.0.0.1",
+        port=port,
+        spec_port=port,
+        protocol=protocol,
+        l4_route=ir.L4Route("r", (ir.L4Backend(1, "c"),)),
+    )
+
+
+async def test_tcp_connections_and_udp_sessions_are_counted() -> None:
+    dataplane = DataPlane()
+    listeners = (_l4_listener("TCP"), _l4_listener("UDP"))
+    tcp, udp = (listener.port for listener in listeners)
+    backend = free_port()  # nothing listens: TCP connects are refused, UDP goes nowhere
+    result = await dataplane.apply(config(listeners, {"c": [("127.0.0.1", backend)]}))
+    assert result == {listener.name: None for listener in listeners}
+    before = _now()
+    try:
+        for _ in range(2):
+            reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+            with contextlib.suppress(ConnectionResetError):
+                async with asyncio.timeout(5):
+                    await reader.read()  # reset: the backend refuses
+            writer.close()
+        clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+        for client in clients + clients[:1]:  # a client's second datagram: the same session
+            client.sendto(b"x", ("127.0.0.1", udp))
+        async with asyncio.timeout(5):
+            while _moved(before).get("udp_sessions", 0) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        for client in clients:
+            client.close()
+    finally:
+        await dataplane.close(0.1)
+    assert _moved(before) == {"l4_connections": 2, "udp_sessions": 2}
