@@ -20,6 +20,7 @@ from _fuzzing import instrumented, main
 
 # h2 and its parsers too: their coverage tells the fuzzer which frames it has built.
 with instrumented(__name__ == "__main__", also=("h2", "hpack", "hyperframe")):
+    from h2.exceptions import ProtocolError
     from h2.frame_buffer import FrameBuffer
     from hpack import Decoder
     from hyperframe.frame import (
@@ -48,6 +49,37 @@ _DEFAULT_FRAME_SIZE = 16384
 _DEFAULT_TABLE_SIZE = 4096
 
 
+class ClientSettings:
+    """The largest MAX_FRAME_SIZE and HEADER_TABLE_SIZE any client SETTINGS frame gave.
+
+    Read from the input rather than from the server's h2 state after each read: one read
+    may carry several SETTINGS, and the server may send frames under each in turn
+    (RFC 7541 4.2: a table size update for every change between two header blocks).
+    """
+
+    def __init__(self) -> None:
+        self.frames = FrameBuffer(server=True)
+        self.frames.max_frame_size = 2**24 - 1
+        self.max_frame_size = _DEFAULT_FRAME_SIZE
+        self.header_table_size = _DEFAULT_TABLE_SIZE
+        self.broken = False
+
+    def feed(self, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.frames.add_data(data)
+            for frame in self.frames:
+                if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
+                    values = frame.settings
+                    frame_size = values.get(SettingsFrame.MAX_FRAME_SIZE, 0)
+                    table_size = values.get(SettingsFrame.HEADER_TABLE_SIZE, 0)
+                    self.max_frame_size = max(self.max_frame_size, frame_size)
+                    self.header_table_size = max(self.header_table_size, table_size)
+        except ProtocolError:
+            self.broken = True  # the server stops reading here too (connection error)
+
+
 class ServerOutput:
     """What any HTTP/2 client must be able to read in the server's bytes.
 
@@ -70,11 +102,10 @@ class ServerOutput:
         self.heads: set[int] = set()  # streams whose final response head was sent
         self.ended: set[int] = set()  # streams the server ended or reset
 
-    def allow(self, max_frame_size: int, header_table_size: int) -> None:
+    def allow(self, settings: ClientSettings) -> None:
         """What the client's SETTINGS allowed so far (the largest: lenient on timing)."""
-        self.frames.max_frame_size = max(self.frames.max_frame_size, max_frame_size)
-        allowed = max(self.decoder.max_allowed_table_size, header_table_size)
-        self.decoder.max_allowed_table_size = allowed
+        self.frames.max_frame_size = settings.max_frame_size
+        self.decoder.max_allowed_table_size = settings.header_table_size
 
     def feed(self, data: bytes, highest_client_stream: int) -> None:
         self.frames.add_data(data)
@@ -139,8 +170,11 @@ def one_input(data: bytes) -> None:
         upstreams = Upstreams()
         client, transport = new_client(upstreams)
         output = ServerOutput()
+        settings = ClientSettings()
         answered: set[int] = set()
         for chunk in reads(sizes, payload):
+            settings.feed(chunk)
+            output.allow(settings)
             # http1 reads the preface, then http2 owns the transport (set_protocol).
             protocol = getattr(transport, "protocol", None) or client
             protocol.data_received(chunk)  # type: ignore[attr-defined]
@@ -160,8 +194,6 @@ def _check(output: ServerOutput, data: bytes, protocol: object) -> None:
         if data:
             raise AssertionError(f"HTTP/1.1 output before the hand-over: {data[:80]!r}")
         return
-    settings = h2conn.remote_settings
-    output.allow(settings.max_frame_size, settings.header_table_size)
     output.feed(data, h2conn.highest_inbound_stream_id)
 
 
