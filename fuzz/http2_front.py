@@ -23,6 +23,7 @@ with instrumented(__name__ == "__main__", also=("h2", "hpack", "hyperframe")):
     from h2.exceptions import ProtocolError
     from h2.frame_buffer import FrameBuffer
     from hpack import Decoder
+    from hyperframe.exceptions import HyperframeError
     from hyperframe.frame import (
         DataFrame,
         ExtensionFrame,
@@ -76,7 +77,7 @@ class ClientSettings:
                     table_size = values.get(SettingsFrame.HEADER_TABLE_SIZE, 0)
                     self.max_frame_size = max(self.max_frame_size, frame_size)
                     self.header_table_size = max(self.header_table_size, table_size)
-        except ProtocolError:
+        except (ProtocolError, HyperframeError):
             self.broken = True  # the server stops reading here too (connection error)
 
 
