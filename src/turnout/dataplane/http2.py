@@ -62,6 +62,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from h2.connection import ConnectionState
 
 from turnout.dataplane import h2base
 from turnout.dataplane import messages as msg
@@ -226,6 +227,13 @@ class H2ClientConnection(asyncio.Protocol):
             self.flush()  # the GOAWAY h2 queued
             self.close()
             return
+        if self.h2.state_machine.state is ConnectionState.CLOSED:
+            # The read ended with the client's GOAWAY with an error code, on which h2 closes
+            # (see h2base): it abandons the connection, and h2 can send nothing more, so the
+            # requests read before it cannot be answered (found by fuzz/http2_front.py).
+            self.feeding = False
+            self.abort()
+            return
         try:
             for event in events:
                 self._event(event)
@@ -365,6 +373,9 @@ class H2ClientConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self.open:
+            # Also in the middle of a read (a client's GOAWAY after its last request, in
+            # the same read): what h2 queued, such as that request's answer, goes out.
+            self.feeding = False
             self.flush()
             self.open = False
             self.transport.close()  # type: ignore[union-attr]
