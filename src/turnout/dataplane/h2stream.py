@@ -485,6 +485,8 @@ class H2Stream(Forwarding):
         client = self.client
         h2conn = client.h2
         sid = self.stream_id
+        if client.stream_gone(sid):
+            return  # the client reset it in the read being handled: its StreamReset follows
         fields = self.response
         if fields is not None:
             self.response = None

@@ -304,6 +304,8 @@ class H2ClientConnection(asyncio.Protocol):
     def _request(
         self, stream_id: int, headers: list[tuple[bytes, bytes]], stream_ended: object
     ) -> None:
+        if self.stream_gone(stream_id):
+            return  # reset by the client in this same read: its StreamReset event follows
         if stream_id > self.last_stream or len(self.streams) >= h2base.MAX_CONCURRENT_STREAMS:
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -321,6 +323,13 @@ class H2ClientConnection(asyncio.Protocol):
             self.close()
 
     # --- used by streams -------------------------------------------------------------------
+
+    def stream_gone(self, stream_id: int) -> bool:
+        """h2 closed the stream before we answered it: the client reset it, possibly later
+        in the read being handled (h2 parses a whole read before its events are handled),
+        and h2 refuses to send on it (found by fuzz/http2_front.py)."""
+        stream = self.h2.streams.get(stream_id)
+        return stream is None or stream.closed
 
     def ack(self, size: int, stream_id: int) -> None:
         if size and self.open:
