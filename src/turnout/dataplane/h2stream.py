@@ -65,11 +65,12 @@ def grpc_status(status: int) -> tuple[int, bytes]:
 _LOCAL_DROP = msg.HOP_BY_HOP
 
 # What h2 lets through but an HTTP/1.1 request line or field must not carry (h2 itself
-# refuses NUL, CR, LF, upper-case and other bad name bytes). Forwarded as received, a
-# space in :path or :method would split the request line upstream ("GET /a b HTTP/1.1").
-# :method is a token (RFC 9110 9.1, 5.6.2); :path is the absolute-path and query
-# productions of RFC 3986, visible ASCII only (RFC 9113 8.3.1); field values hold no
-# control character but HTAB (RFC 9110 5.5). The HTTP/1.1 front refuses the same (llhttp).
+# refuses NUL, CR, LF, upper-case, controls and non-ASCII in names). Forwarded as
+# received, a space in :path or :method would split the request line upstream
+# ("GET /a b HTTP/1.1"). :method and field names are tokens (RFC 9110 9.1, 5.1, 5.6.2:
+# no "=", "(", "," ...); :path is the absolute-path and query productions of RFC 3986,
+# visible ASCII only (RFC 9113 8.3.1); field values hold no control character but HTAB
+# (RFC 9110 5.5). The HTTP/1.1 front refuses the same (llhttp).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NOT_IN_PATH = re.compile(rb"[^\x21-\x7e]")
 _CTL_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -82,9 +83,12 @@ def valid_request_line(method: bytes, path: bytes) -> bool:
     return _TOKEN.fullmatch(method) is not None
 
 
-def valid_field_values(fields: Headers) -> bool:
-    """No control characters (but HTAB) in any value (RFC 9110 5.5)."""
-    return not any(_CTL_IN_VALUE.search(value) is not None for _name, value in fields)
+def valid_fields(fields: Headers) -> bool:
+    """Token names, and no control characters (but HTAB) in any value (see _TOKEN)."""
+    for name, value in fields:
+        if _TOKEN.fullmatch(name) is None or _CTL_IN_VALUE.search(value) is not None:
+            return False
+    return True
 
 
 class H2Stream(Forwarding):
@@ -195,7 +199,7 @@ class H2Stream(Forwarding):
             raw.append((b"transfer-encoding", b"chunked"))  # the body is framed upstream
         request = msg.RequestHeaders(raw)
         # RFC 9113 8.3.1: :path is origin-form ("*" only for OPTIONS, not routed here).
-        if request.invalid or not valid_request_line(method, path) or not valid_field_values(raw):
+        if request.invalid or not valid_request_line(method, path) or not valid_fields(raw):
             STATS.answered_locally(BAD_REQUEST)
             self.local_status(400)
         else:
@@ -332,7 +336,7 @@ class H2Stream(Forwarding):
     def request_trailers(self, fields: Headers) -> None:
         if self.pool is None or self.response_done or not self.chunked:
             return  # trailers need chunked framing upstream (no content-length was sent)
-        if not valid_field_values(fields):
+        if not valid_fields(fields):
             # A malformed request (RFC 9113 8.1.1) whose head is already upstream: end it.
             self._reset(h2.errors.ErrorCodes.PROTOCOL_ERROR)
             return
