@@ -89,6 +89,13 @@ def test_hello_split_over_records() -> None:
         assert parse_client_hello(data[:n]) is None, n
 
 
+def test_labels_of_63_bytes_are_accepted() -> None:
+    name = b".".join([b"x" * 63] * 3) + b".com"  # 196 bytes
+    extension = sni_extension((0, name))
+    hello = parse_client_hello(record(handshake(hello_body(extension))))
+    assert hello == ClientHello(name.decode())
+
+
 def test_trailing_dot_and_unknown_name_types() -> None:
     extension = sni_extension((7, b"\xff\xfe"), (0, b"dot.example.com."))
     assert parse_client_hello(record(handshake(hello_body(extension)))) == ClientHello(
@@ -116,6 +123,11 @@ def test_trailing_dot_and_unknown_name_types() -> None:
         (record(handshake(hello_body(sni_extension((0, b"bad name"))))), "DNS name"),
         (record(handshake(hello_body(sni_extension((0, b""))))), "1 to 253"),
         (record(handshake(hello_body(sni_extension((0, b"x" * 254))))), "1 to 253"),
+        # Empty or overlong labels (found by fuzz/clienthello.py): not DNS names.
+        (record(handshake(hello_body(sni_extension((0, b"a..example.com"))))), "empty label"),
+        (record(handshake(hello_body(sni_extension((0, b".example.com"))))), "empty label"),
+        (record(handshake(hello_body(sni_extension((0, b"example.com.."))))), "empty label"),
+        (record(handshake(hello_body(sni_extension((0, b"x" * 64 + b".com"))))), "63 bytes"),
         (record(handshake(hello_body(None) + b"\x00")), "extensions length"),
     ],
 )

@@ -188,6 +188,11 @@ def _host_name(name: bytes) -> str:
         raise ClientHelloError("server name must be 1 to 253 bytes")
     if not _HOSTNAME_BYTES.issuperset(name):
         raise ClientHelloError("server name holds bytes that are not in a DNS name")
+    # RFC 6066 section 3: a DNS host name; labels are 1 to 63 bytes (RFC 1035 2.3.4).
+    # "a..example.com" would otherwise reach routing, where it matches "*.example.com"
+    # (found by fuzz/clienthello.py).
+    if any(not label or len(label) > 63 for label in name.split(b".")):
+        raise ClientHelloError("server name has an empty label or one over 63 bytes")
     return name.decode("ascii").lower()
 
 
