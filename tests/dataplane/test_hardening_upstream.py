@@ -90,6 +90,38 @@ async def test_bytes_after_a_response_make_the_connection_unusable(name: str) ->
     assert second.pool.idle == [second]  # a clean connection is reused as before
 
 
+@pytest.mark.parametrize(
+    "trailer", [b"Transfer-Encoding: chunked 1", b"Transfer-Encoding: x", b"Connection: close"]
+)
+async def test_a_trailer_that_ends_the_connection_keeps_it_out_of_the_pool(
+    trailer: bytes,
+) -> None:
+    # llhttp reads such a trailer field as the end of the connection and refuses the next
+    # response on it: pooled, the connection gave the next request a 502 (found by
+    # fuzz/upstream_response.py).
+    fake = FakeUpstreams()
+    client, transport = _client(_table(ROUTES, fake))
+    client.data_received(GET)
+    ((first, _),) = fake.connections
+    first.data_received(_CHUNKED + b"2\r\nok\r\n0\r\n" + trailer + b"\r\n\r\n")
+    assert [(r.status, r.body) for r in _responses(transport.take())] == [(200, b"ok")]
+    assert first.pool.idle == [] and first.closed
+    client.data_received(GET)
+    assert len(fake.connections) == 2  # a fresh connection
+    second, _ = fake.connections[1]
+    second.data_received(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ngood")
+    assert [(r.status, r.body) for r in _responses(transport.take())] == [(201, b"good")]
+
+
+async def test_an_ordinary_trailer_keeps_the_connection_reusable() -> None:
+    fake = FakeUpstreams()
+    client, _transport = _client(_table(ROUTES, fake))
+    client.data_received(GET)
+    ((upstream, _),) = fake.connections
+    upstream.data_received(_CHUNKED + b"2\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n")
+    assert upstream.pool.idle == [upstream]
+
+
 async def test_bytes_on_an_idle_connection_close_it() -> None:
     fake = FakeUpstreams()
     client, transport = _client(_table(ROUTES, fake))

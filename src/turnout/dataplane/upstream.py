@@ -95,6 +95,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self._feeding = False
         self._release_pending = False  # released while parsing: to the pool after the read
+        self._ended_by_trailer = False  # a trailer field made llhttp end the connection
         # per request
         self.user: UpstreamUser | None = None
         self._headers: list[tuple[bytes, bytes]] = []
@@ -242,6 +243,11 @@ class UpstreamConnection(asyncio.Protocol):
             # Chunked trailer fields (llhttp reports them through on_header): they must not
             # become header fields of the next response on this connection. Dropped.
             self._headers = []
+            if not self._keep_alive():
+                # One of them (Transfer-Encoding, Connection: close) made llhttp read the
+                # connection as ending here: it would refuse the next response on it, a
+                # 502 for the next request (found by fuzz/upstream_response.py).
+                self._ended_by_trailer = True
         if self.user is not None:
             self.user.response_complete()
 
@@ -283,7 +289,7 @@ class UpstreamConnection(asyncio.Protocol):
     def release(self, keep_alive: bool) -> None:
         """The exchange is over: back to the pool, or closed when it cannot be reused."""
         self.user = None
-        if keep_alive and not self.closed:
+        if keep_alive and not self.closed and not self._ended_by_trailer:
             if self.reading_paused:
                 self.pause_reading(False)
             if self._feeding:
