@@ -11,15 +11,22 @@ streams the GOAWAY promised to finish (RFC 9113 6.8, "graceful shutdown") could 
 finish. :class:`Connection` reports a received GOAWAY with NO_ERROR as an event but keeps
 the connection open, and :meth:`Connection.goaway_frame` builds a GOAWAY to send without
 closing it; the owner then refuses new streams itself.
+
+It also bounds what h2 keeps for the life of a connection, which a long-lived connection
+(a browser's, a gRPC channel, ours to an h2c backend) would otherwise grow stream after
+stream: how closed streams ended (:data:`CLOSED_STREAMS_PER_STREAM`), and the HPACK table
+of our encoder (:data:`MAX_ENCODER_TABLE`). tests/dataplane/test_leaks_http2.py measures
+both.
 """
 
 from __future__ import annotations
 
+from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import ConnectionTerminated, Event
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import Frame, GoAwayFrame
+from hyperframe.frame import Frame, GoAwayFrame, SettingsFrame
 
 from turnout.dataplane.filters import Header, HeaderEdit
 from turnout.dataplane.messages import HOP_BY_HOP
@@ -28,6 +35,21 @@ Headers = list[tuple[bytes, bytes]]
 
 # Sent to peers in SETTINGS: streams above it are refused with REFUSED_STREAM.
 MAX_CONCURRENT_STREAMS = 100
+# Streams we open at most at once on one connection to a backend, whatever more it allows.
+MAX_UPSTREAM_STREAMS = 1000
+# h2 remembers how each closed stream ended, so that a frame the peer sent before it
+# learnt of the close (its DATA or trailers crossing our RST_STREAM) is a stream error,
+# not a connection error. By default it keeps 2**16 of them, about 100 bytes each: 6.5 MB
+# held by every connection that has served that many streams, for as long as it lives.
+# Frames can be in flight only on streams closed within the last round trip, and no more
+# streams than can be open at once can close in it; remembering twice that many is ample.
+CLOSED_STREAMS_PER_STREAM = 2
+# The largest HPACK dynamic table our encoder uses (nghttp2's default), however large a
+# table the peer's SETTINGS_HEADER_TABLE_SIZE allows (up to 4 GiB). h2 would use all of
+# it: every response field value never sent before on the connection (a request id, a
+# Date, a cookie) would be added and kept until the table is full. RFC 7541 4.2 lets an
+# encoder use less than the peer allows.
+MAX_ENCODER_TABLE = 4096
 # Receive windows: what a peer may send before we acknowledge (that is, before we wrote
 # it onward); the connection window bounds what all streams together can buffer here.
 STREAM_WINDOW = 256 * 1024
@@ -40,7 +62,24 @@ _CONNECTION_SPECIFIC = HOP_BY_HOP | {b"host"}
 
 
 class Connection(H2Connection):
-    """An h2 connection whose GOAWAY (sent or received, NO_ERROR) lets open streams finish."""
+    """An h2 connection whose GOAWAY (sent or received, NO_ERROR) lets open streams finish,
+    and whose memory does not grow with the streams it served (see the module docstring).
+
+    ``concurrent_streams`` is the most streams open at once on it.
+    """
+
+    def __init__(
+        self, config: H2Configuration, *, concurrent_streams: int = MAX_CONCURRENT_STREAMS
+    ) -> None:
+        self.MAX_CLOSED_STREAMS = CLOSED_STREAMS_PER_STREAM * concurrent_streams  # read by h2
+        super().__init__(config=config)
+
+    def _receive_settings_frame(self, frame: SettingsFrame) -> tuple[list[Frame], list[Event]]:
+        # Also for the settings of an h2c Upgrade (initiate_upgrade_connection).
+        size = frame.settings.get(SettingCodes.HEADER_TABLE_SIZE)
+        if size is not None and size > MAX_ENCODER_TABLE:
+            frame.settings[SettingCodes.HEADER_TABLE_SIZE] = MAX_ENCODER_TABLE
+        return super()._receive_settings_frame(frame)
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Frame], list[Event]]:
         if frame.error_code != 0:

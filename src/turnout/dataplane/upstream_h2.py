@@ -192,7 +192,7 @@ class H2UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool: H2EndpointPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.h2 = h2base.Connection(config=_CONFIG)
+        self.h2 = h2base.Connection(config=_CONFIG, concurrent_streams=h2base.MAX_UPSTREAM_STREAMS)
         self.streams: dict[int, H2UpstreamStream] = {}  # by stream id, once headers are sent
         self.bound: set[H2UpstreamStream] = set()  # handed to users, not yet released
         self.queue: deque[UpstreamUser] = deque()  # over the peer's concurrency limit
@@ -316,7 +316,7 @@ class H2UpstreamConnection(asyncio.Protocol):
     # --- used by the pool and streams ----------------------------------------------------
 
     def open_stream(self, user: UpstreamUser) -> None:
-        limit = min(self.h2.remote_settings.max_concurrent_streams, 1000)
+        limit = min(self.h2.remote_settings.max_concurrent_streams, h2base.MAX_UPSTREAM_STREAMS)
         if len(self.bound) >= limit:
             self.queue.append(user)
             return
@@ -337,7 +337,7 @@ class H2UpstreamConnection(asyncio.Protocol):
         self.flush()
 
     def _dequeue(self) -> None:
-        limit = min(self.h2.remote_settings.max_concurrent_streams, 1000)
+        limit = min(self.h2.remote_settings.max_concurrent_streams, h2base.MAX_UPSTREAM_STREAMS)
         while self.queue and len(self.bound) < limit and self.usable:
             self.open_stream(self.queue.popleft())
 
