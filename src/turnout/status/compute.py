@@ -46,18 +46,49 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Per object: (rest of the condition's path, condition type) -> (status, lastTransitionTime).
+_Times = dict[tuple[str, ...], tuple[str, str]]
+
+
 class StatusClock:
-    """Stamps lastTransitionTime, keeping it while a condition's status is unchanged."""
+    """Stamps lastTransitionTime, keeping it while a condition's status is unchanged.
+
+    What it remembers is grouped by object (the path's kind, namespace and name) and
+    lives from one `compute` to the next (`begin`): an object whose conditions a compute
+    stamps, or whose unchanged status it reuses (`keep`), carries its times over; the
+    times of an object it no longer writes -- deleted, or no longer ours -- and of a
+    condition an object no longer has (a removed listener, parentRef) are forgotten.
+    Kept forever, they grew with every route ever created (tests/test_leaks_control_plane.py),
+    and a route recreated under an old name would have inherited its predecessor's times.
+    """
 
     def __init__(self, now: Callable[[], str] = _now) -> None:
         self._now = now
-        self._seen: dict[tuple[str, ...], tuple[str, str]] = {}
+        self._previous: dict[tuple[str, ...], _Times] = {}
+        self._current: dict[tuple[str, ...], _Times] = {}
+
+    def begin(self) -> None:
+        """A compute starts: what the last one stamped or kept can be carried over."""
+        self._previous, self._current = self._current, {}
+
+    def keep(self, owner: tuple[str, ...]) -> None:
+        """``owner``'s status is reused as it is: its times stay remembered."""
+        times = self._previous.get(owner)
+        if times is not None and owner not in self._current:
+            self._current[owner] = times
 
     def stamp(self, path: tuple[str, ...], cond: Condition, generation: int) -> dict[str, Any]:
-        key = (*path, cond.type)
-        previous = self._seen.get(key)
+        split = 2 if path[0] == "GatewayClass" else 3  # cluster-scoped: no namespace
+        owner = path[:split]
+        key = (*path[split:], cond.type)
+        times = self._current.get(owner)
+        if times is None:
+            times = self._current[owner] = {}
+        previous = times.get(key)
+        if previous is None and (earlier := self._previous.get(owner)) is not None:
+            previous = earlier.get(key)
         when = previous[1] if previous is not None and previous[0] == cond.status else self._now()
-        self._seen[key] = (cond.status, when)
+        times[key] = (cond.status, when)
         return {
             "type": cond.type,
             "status": cond.status,
@@ -88,6 +119,7 @@ def compute(
     given = input_status or {}
     route_cache = cache if cache is not None else RouteStatusCache()
     route_cache.begin()
+    clock.begin()
 
     def _object(obj: TopLevelObject) -> dict[str, Any]:
         kind = type(obj).__name__  # the model classes are named after their kinds
@@ -130,7 +162,9 @@ def compute(
             parents = route_node.parents if route_node is not None else []
             status_given = given.get((type(route).__name__, *key))
             reused = route_cache.reuse(route, status_given, parents)
-            if reused is None:
+            if reused is not None:
+                clock.keep(_route_owner(route))
+            else:
                 reused = _object(route)
                 if route_node is not None and parents:
                     reused["status"] = _route_status(
@@ -431,13 +465,18 @@ def _parent_status(
     clock: StatusClock,
     index: int,
 ) -> dict[str, Any]:
-    kind = type(route).__name__  # the model classes are named after their kinds
-    path = (kind, route.metadata.namespace or "default", route.metadata.name, str(index))
+    path = (*_route_owner(route), str(index))
     return {
         "parentRef": _parent_ref(parent.ref),
         "controllerName": controller_name,
         "conditions": _conditions(clock, path, parent.conditions, route),
     }
+
+
+def _route_owner(route: TopLevelObject) -> tuple[str, str, str]:
+    """How the StatusClock knows a route: kind, namespace, name."""
+    kind = type(route).__name__  # the model classes are named after their kinds
+    return (kind, route.metadata.namespace or "default", route.metadata.name)
 
 
 def _parent_ref(ref: ParentReference) -> dict[str, Any]:
