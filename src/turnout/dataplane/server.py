@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 IDLE_UPSTREAM_TIMEOUT = 30.0  # close pooled upstream connections idle longer than this
 _SWEEP_INTERVAL = 5.0
 _LISTEN_BACKLOG = 1024
+# Counts of clusters no longer configured kept at least (DataPlane._forget_gone_cluster_stats).
+_GONE_CLUSTER_STATS = 64
 
 
 class _BoundSocket:
@@ -91,8 +93,9 @@ class DataPlane:
         self._compiled_hosts = CompiledHosts()
         self._l4 = L4DataPlane(limits.udp_idle_timeout)  # TCP, TLS and UDP listeners (l4.py)
         # Per cluster name, its response counts (stats.py), given to every UpstreamCluster
-        # of that name: counts survive a cluster rebuilt by a new configuration. Kept when
-        # a cluster goes away (a counter must not go back if it comes again).
+        # of that name: counts survive a cluster rebuilt by a new configuration. Kept for a
+        # while when a cluster goes away (a counter must not go back if it comes again),
+        # not forever (see _forget_gone_cluster_stats).
         self._cluster_stats: dict[str, StatusCounts] = {}
 
     def stats_snapshot(self) -> Snapshot:
@@ -132,6 +135,7 @@ class DataPlane:
             self._swap(table)  # synchronous: atomic for every socket
             self._close_removed(table)
             self._close_unused_pools([clusters, *by_gateway.values()])
+            self._forget_gone_cluster_stats(config)
             self._table = table
             if self._sweeper is None:
                 self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
@@ -350,6 +354,20 @@ class DataPlane:
             conn.shutdown()
         bound.state.table = SocketTable()  # later requests on kept-alive conns: 404
         self._retired.append(bound.state)
+
+    def _forget_gone_cluster_stats(self, config: ir.Config) -> None:
+        """Drop the counts of the clusters gone longest, past as many gone ones as the
+        configuration has clusters (at least _GONE_CLUSTER_STATS). Cluster names churn (a
+        Service per preview environment), and each one kept is memory and a stale
+        /metrics series: kept forever, they grew with every cluster there ever was
+        (tests/dataplane/test_leaks_apply.py)."""
+        stats = self._cluster_stats
+        # Every cluster of the configuration has its entry (_cluster), in insertion order.
+        excess = len(stats) - len(config.clusters) - max(_GONE_CLUSTER_STATS, len(config.clusters))
+        if excess <= 0:
+            return  # the usual case: nothing walked
+        for name in [name for name in stats if name not in config.clusters][:excess]:
+            del stats[name]
 
     def _close_unused_pools(self, mappings: list[dict[str, UpstreamCluster]]) -> None:
         used = {
