@@ -42,9 +42,9 @@ KINDS = 4  # kinds of change, in turn (see Edits.next)
 WARMUP = 100
 CHANGES = 300
 # What CHANGES changes may leave allocated in total: the control plane's dicts of objects
-# are resized now and then (tens of KiB at most); one small object kept per change (a
-# dict entry for a deleted route) would be ~30 KiB, a status item or a route's IR, KiBs.
-FLOOR = 24 * 1024
+# are resized now and then (4-16 KiB measured); a status item or a route's IR kept per
+# change would be KiBs each, the forgotten clock entries were 455 bytes per change.
+FLOOR = 32 * 1024
 
 GATEWAY = """\
 apiVersion: gateway.networking.k8s.io/v1
