@@ -45,6 +45,7 @@ def run_target(name: str, seconds: int, out: Path) -> bool:
         "-rss_limit_mb=2048",
         "-print_final_stats=1",
     ]
+    begun = time.time()
     started = time.monotonic()
     proc = subprocess.run(command, capture_output=True, text=True, errors="replace")
     elapsed = time.monotonic() - started
@@ -52,8 +53,12 @@ def run_target(name: str, seconds: int, out: Path) -> bool:
     (work / "log.txt").write_text(log)
     runs = re.findall(r"stat::number_of_executed_units:\s*(\d+)", log)
     cov = re.findall(r"cov: (\d+)", log)
-    crashes = sorted(p.name for p in work.glob("crash-*")) + sorted(
-        p.name for p in work.glob("timeout-*")
+    # Only this run's: artifacts of an earlier run stay until removed, and are not new.
+    crashes = sorted(
+        p.name
+        for pattern in ("crash-*", "timeout-*", "oom-*")
+        for p in work.glob(pattern)
+        if p.stat().st_mtime >= begun
     )
     ok = proc.returncode == 0 and not crashes
     print(
