@@ -25,7 +25,6 @@ from turnout.dataplane.stats import (
     NO_ENDPOINT,
     NO_ROUTE,
     REDIRECT,
-    STATS,
 )
 from turnout.dataplane.upstream import EndpointPool
 
@@ -49,8 +48,7 @@ def route_request(
     exchange.head_request = method == _HEAD
     exchange.has_body = request.content_length or request.chunked
     if method == _CONNECT:
-        STATS.answered_locally(METHOD_NOT_ALLOWED)
-        exchange.local_status(405)
+        exchange.local_status(405, METHOD_NOT_ALLOWED)
         return
     if request.upgrade:
         # Never kept alive: llhttp parses nothing after an upgrade request. A handshake
@@ -63,8 +61,7 @@ def route_request(
             if exchange.has_body and _header(request.kept, b"content-length") != b"0":
                 # llhttp hands a body sent with Connection: upgrade to the upgraded
                 # protocol, unparsed: it cannot be forwarded as a body (nor dropped safely).
-                STATS.answered_locally(BAD_REQUEST)
-                exchange.local_status(400)
+                exchange.local_status(400, BAD_REQUEST)
                 return
             exchange.has_body = False
             if protocol.lower() != b"h2c":
@@ -72,14 +69,12 @@ def route_request(
     path, sep, query = url.partition(b"?")
     vhost = client.lookup(request.host)
     if vhost is None:
-        STATS.answered_locally(NO_ROUTE)
-        exchange.local_status(404)
+        exchange.local_status(404, NO_ROUTE)
         return
     view = RequestView(method, request.kept, query) if vhost.needs_view else None
     rule = vhost.select(path, view)
     if rule is None:
-        STATS.answered_locally(NO_ROUTE)
-        exchange.local_status(404)
+        exchange.local_status(404, NO_ROUTE)
         return
     sticky = rule.sticky
     pinned: EndpointPool | None = None
@@ -101,22 +96,22 @@ def route_request(
                     request_method,
                     _header(request.kept, b"access-control-request-headers"),
                 )
-                STATS.answered_locally(CORS_PREFLIGHT)
                 exchange.local_answer(
-                    msg.headers_response(204, allowed, exchange.connection_header())
+                    msg.headers_response(204, allowed, exchange.connection_header()),
+                    CORS_PREFLIGHT,
                 )
                 return
             edit = cors.response_edit(origin)
             if edit is not None and target.cluster is not None:
                 target = target.with_response_edit(edit)
     if target.status is not None:
-        STATS.answered_locally(MISDIRECTED if target.status == 421 else INVALID_BACKEND)
-        exchange.local_status(target.status)
+        reason = MISDIRECTED if target.status == 421 else INVALID_BACKEND
+        exchange.local_status(target.status, reason)
     elif target.redirect is not None:
-        STATS.answered_locally(REDIRECT)
         location = target.redirect.location(request.host, path, query if sep else None)
         exchange.local_answer(
-            msg.redirect_response(target.redirect.status, location, exchange.connection_header())
+            msg.redirect_response(target.redirect.status, location, exchange.connection_header()),
+            REDIRECT,
         )
     else:
         _forward(exchange, method, url, request, target, client, pinned)
@@ -144,9 +139,8 @@ def _forward(
         cluster = target.cluster
         pool = None if cluster is None else cluster.pick()
     if pool is None:
-        STATS.answered_locally(NO_ENDPOINT)
         exchange.target = target  # counted for its cluster (stats); unused by a local answer
-        exchange.local_status(503)  # a cluster without ready endpoints
+        exchange.local_status(503, NO_ENDPOINT)  # a cluster without ready endpoints
         return
     headers = request.kept
     for edit in target.request_edits:

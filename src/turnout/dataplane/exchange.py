@@ -102,11 +102,13 @@ class Exchange(Forwarding):
     def connection_header(self) -> bytes:
         return msg.connection_header(self.keep_alive, self.http10)
 
-    def local_status(self, status: int) -> None:
+    def local_status(self, status: int, reason: int) -> None:
+        STATS.answered_locally(reason)
         self.status = status
         self.local = msg.local_response(status, self.connection_header())
 
-    def local_answer(self, response: bytes) -> None:
+    def local_answer(self, response: bytes, reason: int) -> None:
+        STATS.answered_locally(reason)
         self.status = int(response[9:12])  # "HTTP/1.1 204 ..." (messages.py builds it)
         self.local = response
 
@@ -286,7 +288,7 @@ class Exchange(Forwarding):
         self.upstream_flush()  # the 101 head
         self.response_done = True
         self.status = 101
-        self._count_response()  # the HTTP exchange ends here; the tunnel is not one
+        self.count_response()  # the HTTP exchange ends here; the tunnel is not one
         self.upstream = None
         if self.run is not None:
             self.run.cancel()  # route timeouts end with the HTTP exchange (GEP-1742)

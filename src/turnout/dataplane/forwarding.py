@@ -68,7 +68,7 @@ class Forwarding(UpstreamUser):
         """Answer ``status`` here: the backend failed for ``reason`` (turnout.dataplane.stats)."""
         raise NotImplementedError
 
-    def _count_response(self) -> None:
+    def count_response(self) -> None:
         """The response was sent completely: count it, and for its backend cluster."""
         status = self.status
         STATS.responses.add(status)
@@ -82,12 +82,14 @@ class Forwarding(UpstreamUser):
         """The Connection header of a local answer (HTTP/1.1 framing of the client side)."""
         raise NotImplementedError
 
-    def local_status(self, status: int) -> None:
-        """Answer with ``status`` here instead of forwarding."""
+    def local_status(self, status: int, reason: int) -> None:
+        """Answer with ``status`` here instead of forwarding, counted under ``reason``
+        (turnout.dataplane.stats)."""
         raise NotImplementedError
 
-    def local_answer(self, response: bytes) -> None:
-        """Answer with ``response``, a whole HTTP/1.1 response (turnout.dataplane.messages)."""
+    def local_answer(self, response: bytes, reason: int) -> None:
+        """Answer with ``response``, a whole HTTP/1.1 response (turnout.dataplane.messages),
+        counted under ``reason``."""
         raise NotImplementedError
 
     def _limits(self) -> Limits:

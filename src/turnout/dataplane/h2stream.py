@@ -200,15 +200,18 @@ class H2Stream(Forwarding):
         request = msg.RequestHeaders(raw)
         # RFC 9113 8.3.1: :path is origin-form ("*" only for OPTIONS, not routed here).
         if request.invalid or not valid_request_line(method, path) or not valid_fields(raw):
-            STATS.answered_locally(BAD_REQUEST)
-            self.local_status(400)
+            self.local_status(400, BAD_REQUEST)
         else:
             # Routed within what the HTTP/1.1 connection it started as knew (TLS: its SNI).
             route_request(self, method, path, request, self.client.origin)
         self.request_done = end_stream  # HEADERS with END_STREAM: no body follows
         self.start()
 
-    def local_answer(self, response: bytes) -> None:
+    def local_answer(self, response: bytes, reason: int) -> None:
+        STATS.answered_locally(reason)
+        self._parse_local(response)
+
+    def _parse_local(self, response: bytes) -> None:
         """route_request writes local answers as HTTP/1.1 bytes (messages.py): parse them."""
         head, _, body = response.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -224,7 +227,8 @@ class H2Stream(Forwarding):
     def connection_header(self) -> bytes:
         return msg.CONN_KEEP
 
-    def local_status(self, status: int) -> None:
+    def local_status(self, status: int, reason: int) -> None:
+        STATS.answered_locally(reason)
         if self.grpc:
             code, message = grpc_status(status)
             fields: Headers = [
@@ -236,8 +240,7 @@ class H2Stream(Forwarding):
             self.status = 200  # what the client gets; grpc-status carries the error
             self._local = (status, fields, b"")
         else:
-            response = msg.local_response(status, msg.CONN_KEEP)
-            self.local_answer(response)
+            self._parse_local(msg.local_response(status, msg.CONN_KEEP))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -309,7 +312,7 @@ class H2Stream(Forwarding):
 
     def _response_sent(self) -> None:
         self.response_done = True
-        self._count_response()
+        self.count_response()
         if self.run is not None:
             self.run.cancel()
         if self.request_done:
@@ -465,7 +468,6 @@ class H2Stream(Forwarding):
         """The upstream failed before a response head: answer ``status`` ourselves."""
         if self.response_done or self.response_started:
             return
-        STATS.answered_locally(reason)
         if self.run is not None:
             self.run.cancel()
         self._drop_upstream()
@@ -474,7 +476,7 @@ class H2Stream(Forwarding):
         self.client.ack(self.unacked, self.stream_id)
         self.unacked = 0
         self.pool = None  # the rest of the request body is read and dropped
-        self.local_status(status)
+        self.local_status(status, reason)
         local = self._local
         assert local is not None
         self.respond_locally(local[1], local[2])

@@ -456,7 +456,7 @@ class ClientConnection(asyncio.Protocol):
 
     def exchange_finished(self, exchange: Exchange) -> None:
         if self._open:  # else the response was cut off (aborted): not a completed one
-            exchange._count_response()
+            exchange.count_response()
         exchanges = self.exchanges
         if exchanges and exchanges[0] is exchange:
             del exchanges[0]
