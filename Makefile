@@ -9,7 +9,9 @@
 # on it cheaply. The data plane is compiled with mypyc (setup.py) into modules beside the
 # source; a change to one rebuilds them (~1 min). TURNOUT_PURE_PYTHON=1 skips compiling.
 
-PYTHON ?= python3
+# The interpreter .venv is created with; by default tools/pick-python's choice (the
+# distribution's optimised python3 first). `make install PYTHON=python3.12` overrides it.
+PYTHON ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -25,13 +27,15 @@ install: $(STAMP)
 $(STAMP): pyproject.toml setup.py $(DATAPLANE_SRC)
 	@if [ ! -x $(BIN)/python ]; then \
 	    rm -rf $(VENV); \
-	    if ! $(PYTHON) -m venv $(VENV); then \
+	    py='$(PYTHON)'; [ -n "$$py" ] || py=$$(tools/pick-python); \
+	    echo "creating $(VENV) with $$py ($$($$py --version 2>&1))"; \
+	    if ! $$py -m venv $(VENV); then \
 	        rm -rf $(VENV); \
 	        if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	            echo "python3 -m venv failed; installing python3-venv (Debian splits it out)"; \
-	            apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); \
+	            echo "$$py -m venv failed; installing python3-venv (Debian splits it out)"; \
+	            apt-get update -q && apt-get install -y -q python3-venv && $$py -m venv $(VENV); \
 	        else \
-	            echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu run: sudo apt-get install python3-venv" >&2; \
+	            echo "error: '$$py -m venv' failed; on Debian/Ubuntu run: sudo apt-get install python3-venv" >&2; \
 	            exit 1; \
 	        fi; \
 	    fi; \
