@@ -10,7 +10,8 @@
 # source; a change to one rebuilds them (~1 min). TURNOUT_PURE_PYTHON=1 skips compiling.
 
 # The interpreter .venv is created with; by default tools/pick-python's choice (the
-# distribution's optimised python3 first). `make install PYTHON=python3.12` overrides it.
+# distribution's optimised python3 first). `make install PYTHON=python3.12` overrides it
+# when .venv does not exist yet (`make distclean` removes it).
 PYTHON ?=
 VENV   := .venv
 BIN    := $(VENV)/bin
