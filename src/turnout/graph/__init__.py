@@ -17,6 +17,7 @@ from turnout.graph.l4routes import build_l4_routes
 from turnout.graph.listenersets import build_listener_sets
 from turnout.graph.memo import RuleMemo
 from turnout.graph.model import Graph, Key
+from turnout.graph.reattach import reattach, reattachable
 from turnout.graph.routes import build_routes
 from turnout.sources.snapshot import Snapshot
 
@@ -58,7 +59,8 @@ def update(
 ) -> tuple[Graph, Basis]:
     """``build``, or a patch of the last Graph when only HTTPRoutes, GRPCRoutes,
     Services, EndpointSlices and (most) Secrets, ReferenceGrants and Namespaces changed
-    (graph/incremental.py). ``changed``: the keys the source says changed since the
+    (graph/incremental.py), or its routes reattached to rebuilt Gateways when only
+    Gateways, ListenerSets and GatewayClasses did (graph/reattach.py). ``changed``: the keys the source says changed since the
     Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
     returned Basis is the one to pass next time."""
     unusable = unusable_addresses or {}
@@ -77,6 +79,12 @@ def update(
         patched = patch(basis, snapshot, changed, memo)
         if patched is not None:
             return patched, basis
+    if basis is not None and reattachable(basis, changed, controller_name=controller_name):
+        reattached = reattach(
+            basis, snapshot, addresses=addresses, unusable_addresses=unusable, memo=memo
+        )
+        if reattached is not None:
+            return reattached
     built, resolver = _build(
         snapshot,
         controller_name=controller_name,

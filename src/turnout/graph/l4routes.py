@@ -59,17 +59,29 @@ def build_l4_routes(
         for key, route in sorted(routes.items()):
             node = L4RouteNode(route)
             _resolve_backends(node, resolver)
-            attach_parents(
-                node,
-                snapshot,
-                gateways,
-                listener_sets,
-                hostnames_on=functools.partial(_hostnames, route=route),
-                route_hostnames=getattr(route.spec, "hostnames", []),
-            )
+            attach_l4_route(node, snapshot, gateways, listener_sets)
             nodes[(kind, *key)] = node
-    _count_attached(nodes)
+    count_attached(nodes)
     return nodes
+
+
+def attach_l4_route(
+    node: L4RouteNode,
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
+) -> None:
+    """Fill ``node.parents`` (its backends resolved); reads ``invalid`` and
+    ``common_conditions``, never the backends."""
+    route = node.obj
+    attach_parents(
+        node,
+        snapshot,
+        gateways,
+        listener_sets,
+        hostnames_on=functools.partial(_hostnames, route=route),
+        route_hostnames=getattr(route.spec, "hostnames", []),
+    )
 
 
 def _resolve_backends(node: L4RouteNode, resolver: BackendResolver) -> None:
@@ -109,7 +121,7 @@ def _hostnames(listener: ListenerNode, *, route: L4Route) -> list[str]:
     return [hostnames.ANY]
 
 
-def _count_attached(nodes: Mapping[L4Key, L4RouteNode]) -> None:
+def count_attached(nodes: Mapping[L4Key, L4RouteNode]) -> None:
     """AttachedRoutes counts each Accepted route once per listener."""
     for node in nodes.values():
         seen: set[int] = set()

@@ -84,11 +84,16 @@ def build_routes(
         key: route_node(route, snapshot, gateways, listener_sets, resolver, memo)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
-    every = [*http.values(), *grpc.values()]
-    # Before counting: a route that loses a hostname conflict is not attached there.
-    reject_cross_kind(every)
-    _count_attached(every)
+    settle_listeners([*http.values(), *grpc.values()])
     return http, grpc
+
+
+def settle_listeners(nodes: Sequence[RouteNode]) -> None:
+    """Decide GEP-1016 conflicts between the attached ``nodes`` (every HTTPRoute, then
+    every GRPCRoute, each by key), then count them on their listeners."""
+    # Before counting: a route that loses a hostname conflict is not attached there.
+    reject_cross_kind(nodes)
+    _count_attached(nodes)
 
 
 def route_node(
@@ -106,6 +111,20 @@ def route_node(
         _resolve_rules(node, resolver)
     else:
         memo.resolve_rules(node, resolver, _resolve_rules)
+    attach_route(node, snapshot, gateways, listener_sets)
+    return node
+
+
+def attach_route(
+    node: RouteNode,
+    snapshot: Snapshot,
+    gateways: Mapping[Key, GatewayNode],
+    listener_sets: Mapping[Key, ListenerSetNode],
+) -> None:
+    """Fill ``node.parents`` (its rules resolved): the parentRefs' verdicts and the
+    listeners each attaches to. Reads the rules' verdicts (``invalid``,
+    ``common_conditions``), never the rules."""
+    route = node.obj
     attach_parents(
         node,
         snapshot,
@@ -114,7 +133,6 @@ def route_node(
         hostnames_on=functools.partial(_hostnames_on, route),
         route_hostnames=route.spec.hostnames,
     )
-    return node
 
 
 # --- rules -----------------------------------------------------------------------------
