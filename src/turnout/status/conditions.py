@@ -73,6 +73,14 @@ ROUTE_RESOLVED_REFS_INVALID_KIND = "InvalidKind"
 ROUTE_RESOLVED_REFS_UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
 ROUTE_PARTIALLY_INVALID_UNSUPPORTED_VALUE = "UnsupportedValue"
 
+# The conditions almost every route carries, made once: a Condition is immutable, and
+# status compares the conditions of unchanged routes with the last ones
+# (compute.RouteStatusCache), which the same object makes an identity check.
+_ROUTE_ACCEPTED = Condition(ACCEPTED, "True", ROUTE_ACCEPTED_ACCEPTED, "Route is accepted")
+_ROUTE_RESOLVED_REFS = Condition(
+    RESOLVED_REFS, "True", ROUTE_RESOLVED_REFS_RESOLVED, "All references are resolved"
+)
+
 
 # --- GatewayClass ----------------------------------------------------------------------
 
@@ -210,7 +218,7 @@ def listener_conflicted(reason: str, message: str) -> Condition:
 
 
 def route_accepted() -> Condition:
-    return Condition(ACCEPTED, "True", ROUTE_ACCEPTED_ACCEPTED, "Route is accepted")
+    return _ROUTE_ACCEPTED
 
 
 def route_accepted_except(message: str) -> Condition:
@@ -235,9 +243,7 @@ def route_unsupported_value(message: str) -> Condition:
 
 
 def route_resolved_refs() -> Condition:
-    return Condition(
-        RESOLVED_REFS, "True", ROUTE_RESOLVED_REFS_RESOLVED, "All references are resolved"
-    )
+    return _ROUTE_RESOLVED_REFS
 
 
 def route_unresolved_refs(reason: str, message: str) -> Condition:
