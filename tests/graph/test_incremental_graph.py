@@ -654,11 +654,12 @@ def test_certificate_rotation_patches_only_the_listener(
             assert https.certificates == [] and https.not_programmable is not None
 
 
-def test_a_secret_the_gateway_tls_reads_takes_the_full_build(
+def test_a_secret_the_gateway_tls_reads_is_reattached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same Secret also the Gateway's backend client certificate (spec.tls, which
-    graph/rotation.py does not follow): the full build, with the same result."""
+    graph/rotation.py does not follow): not the patch, the Gateways are rebuilt and the
+    routes reattached (graph/reattach.py), with the same result as a full build."""
     tree = Tree(tmp_path, random.Random(5))
     tree.setup()
     gateway = tmp_path / "00-gateway.yaml"
@@ -673,9 +674,11 @@ def test_a_secret_the_gateway_tls_reads_takes_the_full_build(
     assert incremental.graph_basis.snapshot.gateways[("default", "gw")].spec.tls is not None
     path = tmp_path / "secret-cert.yaml"
     write(path, secret(1))
+    before = incremental.graph_basis
     got, builds = _compile_counting_builds(monkeypatch, incremental, {path})
     assert got == outcome(reference, None, fresh=True)
-    assert builds == 1
+    assert builds == 0
+    assert incremental.graph_basis.graph.gateways is not before.graph.gateways  # not patched
 
 
 def _web_in_apps(section: str) -> str:

@@ -6,7 +6,8 @@ Gateways and listeners are built anew and every route keeps its resolution and i
 attached again. Random sequences of edits -- listeners added, removed, renamed,
 conflicting, their hostnames, ports and allowedRoutes changed, HTTPS listeners with
 certificates, a Gateway of another class, a second Gateway added and removed,
-ListenerSets added, changed, removed, not allowed, a GatewayClass made invalid --
+ListenerSets added, changed, removed, not allowed, a GatewayClass made invalid, the
+Gateway's client CA ConfigMap and listener Secret changed --
 mixed with route and Service edits (graph/incremental.py's patch, which must keep
 working on a reattached Graph), with HTTPRoutes, GRPCRoutes (GEP-1016 verdicts), a
 TCPRoute, a TLSRoute and sometimes a BackendTLSPolicy (its ancestors are the Gateways
@@ -16,12 +17,14 @@ computes from scratch.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.graph.test_incremental_graph import _CA as CA
 from tests.graph.test_incremental_graph import (
     Tree,
     _compile_counting_builds,
@@ -93,6 +96,11 @@ def gateway(rng: random.Random, namespace: str, name: str) -> str:
     allowed_listeners = (
         "  allowedListeners: {namespaces: {from: All}}\n" if rng.random() < 0.7 else ""
     )
+    if rng.random() < 0.5:  # HTTPS listeners validate client certificates
+        allowed_listeners += (
+            "  tls: {frontend: {default: {validation: {caCertificateRefs: "
+            '[{group: "", kind: ConfigMap, name: client-ca}]}}}}\n'
+        )
     return f"""\
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -167,7 +175,20 @@ kind: BackendTLSPolicy
 metadata: {name: s1-tls, namespace: default}
 spec:
   targetRefs: [{group: "", kind: Service, name: s1}]
-  validation: {wellKnownCACertificates: System, hostname: s1.example.com}
+  validation:
+    caCertificateRefs: [{group: "", kind: ConfigMap, name: backend-ca}]
+    hostname: s1.example.com
+"""
+
+
+def config_map(name: str, valid: bool) -> str:
+    """A ConfigMap in default whose ca.crt is a CA certificate, or not."""
+    pem = CA.cert_pem.bytes().decode() if valid else "not a certificate"
+    return f"""\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}, namespace: default}}
+data: {{ca.crt: {json.dumps(pem)}}}
 """
 
 
@@ -181,8 +202,13 @@ class GatewayTree(Tree):
         write(self.root / "extra-routes.yaml", EXTRA_ROUTES)
         if self.rng.random() < 0.5:
             write(self.root / "policy.yaml", POLICY)
+        for name in ("client-ca", "backend-ca"):
+            write(self.root / f"cm-{name}.yaml", config_map(name, valid=True))
         for _ in range(3):
             self.grpc_edit()
+
+    def has_policy(self) -> bool:
+        return (self.root / "policy.yaml").exists()
 
     def gateway_edit(self) -> set[Path]:
         path = self.root / "00-gateway.yaml"  # Tree's, which holds its GatewayClass too
@@ -217,6 +243,15 @@ class GatewayTree(Tree):
             write(path, CLASS_2.format(parameters=parameters))
         return {path}
 
+    def config_map_edit(self) -> set[Path]:
+        """The Gateway's client CA or the BackendTLSPolicy's CA: valid, invalid, gone."""
+        path = self.root / f"cm-{self.rng.choice(['client-ca', 'backend-ca'])}.yaml"
+        if path.exists() and self.rng.random() < 0.3:
+            path.unlink()
+        else:
+            write(path, config_map(path.stem[3:], valid=self.rng.random() < 0.6))
+        return {path}
+
     def listener_step(self) -> set[Path]:
         """Mostly an edit graph/reattach.py follows; sometimes one the patch does."""
         roll = self.rng.random()
@@ -226,9 +261,13 @@ class GatewayTree(Tree):
             return self.listener_set_edit()
         if roll < 0.7:
             return self.second_gateway_edit()
-        if roll < 0.75:
+        if roll < 0.74:
             return self.class_edit()
-        if roll < 0.85:
+        if roll < 0.78:
+            return self.config_map_edit()
+        if roll < 0.81:
+            return self.secret_edit()
+        if roll < 0.87:
             return self.modify_route()
         if roll < 0.92:
             return self.grpc_edit()
@@ -260,7 +299,11 @@ def test_listener_edits_equal_a_full_rebuild(
         got = outcome(incremental, {p.absolute() for p in changed}, fresh=False)
         after = incremental.graph_basis
         assert basis is not None and after is not None
-        listener_kinds = all(p.name.startswith(("00-", "gw2", "ls")) for p in changed)
+        listener_kinds = all(
+            p.name.startswith(("00-", "gw2", "ls", "cm-", "secret")) for p in changed
+        )
+        if any(p.name == "cm-backend-ca.yaml" for p in changed) and tree.has_policy():
+            assert builds  # the policy reads it: routes' backends may resolve otherwise
         if not builds and after.graph.gateways is not basis.graph.gateways:
             assert listener_kinds
             reattached += 1

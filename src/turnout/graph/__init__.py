@@ -60,7 +60,7 @@ def update(
     """``build``, or a patch of the last Graph when only HTTPRoutes, GRPCRoutes,
     Services, EndpointSlices and (most) Secrets, ReferenceGrants and Namespaces changed
     (graph/incremental.py), or its routes reattached to rebuilt Gateways when only
-    Gateways, ListenerSets and GatewayClasses did (graph/reattach.py). ``changed``: the keys the source says changed since the
+    Gateways, ListenerSets, GatewayClasses and certificates did (graph/reattach.py). ``changed``: the keys the source says changed since the
     Snapshot of ``basis`` (None: unknown). The Graph of ``basis`` is consumed; the
     returned Basis is the one to pass next time."""
     unusable = unusable_addresses or {}
@@ -79,7 +79,9 @@ def update(
         patched = patch(basis, snapshot, changed, memo)
         if patched is not None:
             return patched, basis
-    if basis is not None and reattachable(basis, changed, controller_name=controller_name):
+    if basis is not None and reattachable(
+        basis, snapshot, changed, controller_name=controller_name
+    ):
         reattached = reattach(
             basis, snapshot, addresses=addresses, unusable_addresses=unusable, memo=memo
         )

@@ -29,8 +29,9 @@ outside themselves is updated:
 Everything else of a Graph is a function of objects that did not change (Gateways and
 their listeners never depend on routes). What this does not follow precisely takes the
 full build: any other kind changed (ConfigMaps, BackendTLSPolicies, TCP/TLS/UDPRoutes;
-Gateways, ListenerSets and GatewayClasses, unless they alone changed: then
-graph/reattach.py reattaches the routes to the rebuilt Gateways); a changed Secret that a Gateway's
+Gateways, ListenerSets and GatewayClasses, unless they alone changed, with Secrets and
+ConfigMaps no BackendTLSPolicy reads: then graph/reattach.py reattaches the routes to
+the rebuilt Gateways, also for a Secret that rotation.py does not follow); a changed Secret that a Gateway's
 ``spec.tls`` (client CA validation, backend client certificate) or a ListenerSet's
 listener names; a changed Service that a TCP/TLS/UDPRoute uses; a changed
 ReferenceGrant that concerns a reference of a Gateway's ``spec.tls``, of a ListenerSet's

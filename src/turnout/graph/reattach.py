@@ -2,8 +2,9 @@
 
 Place in the pipeline: Snapshot -> **graph** (``graph.update``) -> Graph. A Gateway
 edit (a listener added, removed, its hostname or allowedRoutes changed), a ListenerSet
-or a GatewayClass edit changes what routes attach to, never what their rules resolve
-to: a route's rules, backends and their conditions (graph/routes.py
+or a GatewayClass edit, or a Secret or ConfigMap that only Gateways and ListenerSets
+read (a certificate, a client CA), changes what routes attach to, never what their
+rules resolve to: a route's rules, backends and their conditions (graph/routes.py
 ``_resolve_rules``, graph/l4routes.py ``_resolve_backends``) read only the route and
 the BackendResolver, whose inputs (Services, EndpointSlices, ReferenceGrants,
 BackendTLSPolicies, ConfigMaps, Secrets) are unchanged when only those kinds are. So
@@ -53,18 +54,40 @@ from turnout.sources.snapshot import Snapshot
 
 # The kinds whose objects only the Gateway and listener nodes are built from.
 _REATTACHED_KINDS = frozenset({"Gateway", "ListenerSet", "GatewayClass"})
+# Read by Gateways and ListenerSets (certificates, client CAs), and by BackendTLSPolicies
+# (CA certificates), which routes' backends depend on: reattached unless a policy reads
+# the changed object.
+_CERTIFICATE_KINDS = frozenset({"Secret", "ConfigMap"})
 
 
 def reattachable(
-    basis: Basis | None, changed: Collection[ObjectKey] | None, *, controller_name: str
+    basis: Basis | None,
+    snapshot: Snapshot,
+    changed: Collection[ObjectKey] | None,
+    *,
+    controller_name: str,
 ) -> bool:
-    """Did only Gateways, ListenerSets and GatewayClasses change since ``basis``?"""
+    """Did only Gateways, ListenerSets, GatewayClasses and Secrets or ConfigMaps that no
+    BackendTLSPolicy reads change since ``basis``?"""
     return (
         basis is not None
         and bool(changed)
         and changed is not None
-        and all(kind in _REATTACHED_KINDS for kind, _, _ in changed)
+        and all(kind in _REATTACHED_KINDS | _CERTIFICATE_KINDS for kind, _, _ in changed)
+        and not _read_by_policies(snapshot, changed)
         and basis.graph.controller_name == controller_name
+    )
+
+
+def _read_by_policies(snapshot: Snapshot, changed: Collection[ObjectKey]) -> bool:
+    """Does a BackendTLSPolicy's caCertificateRef (local to the policy) name a changed
+    Secret or ConfigMap? (Policies did not change: the same in both Snapshots.)"""
+    certificates = {key for key in changed if key[0] in _CERTIFICATE_KINDS}
+    return bool(certificates) and any(
+        (ref.kind, policy.namespace, ref.name) in certificates
+        for policy in snapshot.backend_tls_policies.values()
+        for ref in policy.spec.validation.ca_certificate_refs
+        if ref.group == ""
     )
 
 
@@ -76,8 +99,8 @@ def reattach(
     unusable_addresses: Mapping[Key, tuple[str, ...]],
     memo: RuleMemo | None,
 ) -> tuple[Graph, Basis] | None:
-    """The Graph of ``snapshot`` (only Gateways, ListenerSets and GatewayClasses changed
-    since ``basis``), and the Basis for the next update; None when the routes of
+    """The Graph of ``snapshot`` (only what ``reattachable`` admits changed since
+    ``basis``), and the Basis for the next update; None when the routes of
     ``basis`` are not those of ``snapshot`` (then the full build)."""
     previous = basis.graph
     if not (
