@@ -243,3 +243,21 @@ async def test_response_header_filter_still_applies() -> None:
     upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     (parsed,) = _responses(transport.data())
     assert parsed.header("x-set") == "v" and parsed.body == b"ok"
+
+
+def test_lower_names_by_position() -> None:
+    """LowerNames remembers each position's name: a name that changes place, or another
+    name at a position, is lowered afresh, never answered with the old position's."""
+    from turnout.dataplane.messages import LowerNames
+
+    names = LowerNames()
+    assert [names.lower(i, n) for i, n in enumerate([b"Host", b"X-A"])] == [b"host", b"x-a"]
+    assert [names.lower(i, n) for i, n in enumerate([b"X-A", b"Host"])] == [b"x-a", b"host"]
+    assert [names.lower(i, n) for i, n in enumerate([b"X-a", b"HOST", b"Te"])] == [
+        b"x-a",
+        b"host",
+        b"te",
+    ]
+    # Positions past the bound, and a message skipping positions, are lowered each time.
+    assert names.lower(100, b"Connection") == b"connection"
+    assert names.lower(100, b"Upgrade") == b"upgrade"

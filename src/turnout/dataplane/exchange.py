@@ -233,6 +233,7 @@ class Exchange(Forwarding):
             keep_alive=self.keep_alive,
             edits=() if target is None else target.response_edits,
             verbatim=upstream is not None and upstream.head_end > 0,
+            names=None if upstream is None else upstream.names,
         )
         if head.invalid:
             raise UpstreamProtocolError("invalid framing (Transfer-Encoding, or a 1xx body)")

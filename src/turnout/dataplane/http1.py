@@ -192,6 +192,7 @@ class ClientConnection(asyncio.Protocol):
         self._heads = 0  # request heads parsed on this connection
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._names = msg.LowerNames()  # this client's field names, lower-cased
         self._receiving: Exchange | None = None  # whose body the parser is reading
         # HTTP/2: the first bytes while they may be its connection preface; an h2c Upgrade.
         self._preface: bytes | None = b""
@@ -362,7 +363,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         keep_alive = self._keep_alive()
-        request = RequestHeaders(raw)
+        request = RequestHeaders(raw, self._names)
         # llhttp accepts the versions 0.9, 1.0, 1.1 and 2.0 only, and keeps a request
         # without a Connection field alive by default only for 1.1 (llhttp_should_keep_alive):
         # so that case is 1.1 without get_http_version(), which formats a str per call.

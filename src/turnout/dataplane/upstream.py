@@ -26,6 +26,7 @@ import httptools
 
 from turnout.dataplane.health import EndpointHealth
 from turnout.dataplane.limits import DEFAULT_LIMITS, Limits
+from turnout.dataplane.messages import LowerNames
 from turnout.dataplane.stats import STATS, StatusCounts
 from turnout.dataplane.upstream_tls import UpstreamTLS
 
@@ -99,6 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
         # per request
         self.user: UpstreamUser | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self.names = LowerNames()  # this backend's field names, lower-cased
         self._in_head = True
         self._head_bytes = 0
         self._heads = 0

@@ -403,6 +403,7 @@ class H2UpstreamStream(UpstreamConnection):
         self._began = False
         self.head_end = 0
         self._body_seen = 0
+        self.names = msg.LowerNames()  # read by Exchange.response_head
 
     # --- the HTTP/1.1 connection interface (used by exchanges, streams, mirrors) ----------
 
