@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 _CONNECT: Final = b"CONNECT"
 _HEAD: Final = b"HEAD"
 _OPTIONS: Final = b"OPTIONS"
+# The byte value: ``int in bytes`` is one memchr (a bytes operand is first tried as an
+# integer, which costs a TypeError; see http1._HASH_BYTE).
+_QUERY_BYTE: Final = 63  # ord("?")
 
 
 def route_request(
@@ -66,7 +69,10 @@ def route_request(
             exchange.has_body = False
             if protocol.lower() != b"h2c":
                 exchange.upgrade = protocol
-    path, sep, query = url.partition(b"?")
+    if _QUERY_BYTE in url:
+        path, sep, query = url.partition(b"?")
+    else:  # most requests: no partition() call (by name, a tuple and copies)
+        path, sep, query = url, b"", b""
     vhost = client.lookup(request.host)
     if vhost is None:
         exchange.local_status(404, NO_ROUTE)
