@@ -70,6 +70,12 @@ def find_parent(
     return None
 
 
+# What ``attach`` decided for a parentRef, by everything it reads (see attach_parents):
+# one pass over the routes of a build shares it between the routes it decides alike. It
+# names parent nodes by id, so it must not outlive the pass.
+Verdicts = dict[tuple[object, ...], ParentStatus]
+
+
 def attach_parents(
     node: RouteNode | L4RouteNode,
     snapshot: Snapshot,
@@ -78,13 +84,24 @@ def attach_parents(
     *,
     hostnames_on: Callable[[ListenerNode], list[str]],
     route_hostnames: Sequence[str],
+    verdicts: Verdicts | None = None,
 ) -> None:
     """Append to ``node.parents`` the status entry of each parentRef naming a parent of
-    ours (see :func:`attach`); parentRefs to other parents are left alone."""
+    ours (see :func:`attach`); parentRefs to other parents are left alone.
+
+    ``verdicts``: kept through one pass over many routes. Routes of one kind, namespace
+    and hostnames (``hostnames_on`` must read only those of the route) get the same
+    verdict from a parentRef selecting the same listeners of the same parent, the
+    conditions of their own rules (``common_conditions``) aside; at thousands of routes
+    most share one with another route (about ten per hostname in bench/manifests.py).
+    """
     route = node.obj
+    namespace = route.namespace
     for parent_ref in route.spec.parent_refs:
-        parent = find_parent(parent_ref, route.namespace, gateways, listener_sets)
-        if parent is not None:
+        parent = find_parent(parent_ref, namespace, gateways, listener_sets)
+        if parent is None:
+            continue
+        if verdicts is None:
             node.parents.append(
                 attach(
                     route,
@@ -97,6 +114,39 @@ def attach_parents(
                     common_conditions=node.common_conditions,
                 )
             )
+            continue
+        # attach reads of the parentRef only what selects listeners (its name and kind
+        # are the parent's), and of the route its kind, namespace, hostnames, invalid.
+        key = (
+            id(parent),
+            parent_ref.section_name,
+            parent_ref.port,
+            route.kind,
+            namespace,
+            tuple(route_hostnames),
+            node.invalid,
+        )
+        shared = verdicts.get(key)
+        if shared is None:
+            shared = verdicts[key] = attach(
+                route,
+                parent_ref,
+                parent,
+                snapshot,
+                hostnames_on=hostnames_on,
+                route_hostnames=route_hostnames,
+                invalid=node.invalid,
+                common_conditions=(),
+            )
+        node.parents.append(
+            ParentStatus(
+                parent_ref,
+                shared.gateway,
+                [*shared.conditions, *node.common_conditions],
+                listener_set=shared.listener_set,
+                listeners=list(shared.listeners),
+            )
+        )
 
 
 def attach(

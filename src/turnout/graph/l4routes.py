@@ -24,7 +24,7 @@ import functools
 from collections.abc import Mapping
 
 from turnout.graph import hostnames
-from turnout.graph.attachment import attach_parents, resolved_refs_condition
+from turnout.graph.attachment import Verdicts, attach_parents, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
 from turnout.graph.model import (
     GatewayNode,
@@ -55,11 +55,12 @@ def build_l4_routes(
         ("TLSRoute", snapshot.tls_routes),
         ("UDPRoute", snapshot.udp_routes),
     ]
+    verdicts: Verdicts = {}
     for kind, routes in kinds:
         for key, route in sorted(routes.items()):
             node = L4RouteNode(route)
             _resolve_backends(node, resolver)
-            attach_l4_route(node, snapshot, gateways, listener_sets)
+            attach_l4_route(node, snapshot, gateways, listener_sets, verdicts)
             nodes[(kind, *key)] = node
     count_attached(nodes)
     return nodes
@@ -70,9 +71,10 @@ def attach_l4_route(
     snapshot: Snapshot,
     gateways: Mapping[Key, GatewayNode],
     listener_sets: Mapping[Key, ListenerSetNode],
+    verdicts: Verdicts | None = None,
 ) -> None:
     """Fill ``node.parents`` (its backends resolved); reads ``invalid`` and
-    ``common_conditions``, never the backends."""
+    ``common_conditions``, never the backends. ``verdicts``: see ``attach_parents``."""
     route = node.obj
     attach_parents(
         node,
@@ -81,6 +83,7 @@ def attach_l4_route(
         listener_sets,
         hostnames_on=functools.partial(_hostnames, route=route),
         route_hostnames=getattr(route.spec, "hostnames", []),
+        verdicts=verdicts,
     )
 
 

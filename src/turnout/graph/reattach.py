@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from turnout.graph.attachment import Verdicts
 from turnout.graph.backendtls import BackendTLSIndex, assign_ancestors
 from turnout.graph.gateways import build_gateway_classes, build_gateways
 from turnout.graph.incremental import Basis, ObjectKey
@@ -114,19 +115,20 @@ def reattach(
     classes = build_gateway_classes(snapshot, previous.controller_name)
     gateways = build_gateways(snapshot, classes, addresses, unusable_addresses)
     listener_sets = build_listener_sets(snapshot, gateways)
+    verdicts: Verdicts = {}  # one pass over every route (graph/attachment.py)
     http = {
-        key: _reattached(node, snapshot, gateways, listener_sets)
+        key: _reattached(node, snapshot, gateways, listener_sets, verdicts)
         for key, node in previous.routes.items()
     }
     grpc = {
-        key: _reattached(node, snapshot, gateways, listener_sets)
+        key: _reattached(node, snapshot, gateways, listener_sets, verdicts)
         for key, node in previous.grpc_routes.items()
     }
     settle_listeners([*http.values(), *grpc.values()])
     tls_index = BackendTLSIndex(snapshot)
     assign_ancestors(tls_index, [*http.values(), *grpc.values()], basis.resolver.cluster_ports)
     l4_routes = {
-        key: _reattached_l4(node, snapshot, gateways, listener_sets)
+        key: _reattached_l4(node, snapshot, gateways, listener_sets, verdicts)
         for key, node in previous.l4_routes.items()
     }
     count_attached(l4_routes)
@@ -180,6 +182,7 @@ def _reattached(
     snapshot: Snapshot,
     gateways: Mapping[Key, GatewayNode],
     listener_sets: Mapping[Key, ListenerSetNode],
+    verdicts: Verdicts,
 ) -> RouteNode:
     """A new node with ``previous``'s resolution (its lists copied: the replaced Graph is
     released, and nothing mutates the rules), attached to the new listeners."""
@@ -189,7 +192,7 @@ def _reattached(
         common_conditions=list(previous.common_conditions),
         invalid=previous.invalid,
     )
-    attach_route(node, snapshot, gateways, listener_sets)
+    attach_route(node, snapshot, gateways, listener_sets, verdicts)
     return node
 
 
@@ -198,6 +201,7 @@ def _reattached_l4(
     snapshot: Snapshot,
     gateways: Mapping[Key, GatewayNode],
     listener_sets: Mapping[Key, ListenerSetNode],
+    verdicts: Verdicts,
 ) -> L4RouteNode:
     node = L4RouteNode(
         previous.obj,
@@ -205,5 +209,5 @@ def _reattached_l4(
         common_conditions=list(previous.common_conditions),
         invalid=previous.invalid,
     )
-    attach_l4_route(node, snapshot, gateways, listener_sets)
+    attach_l4_route(node, snapshot, gateways, listener_sets, verdicts)
     return node

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from turnout.graph import grpcroute, hostnames
-from turnout.graph.attachment import attach_parents, resolved_refs_condition
+from turnout.graph.attachment import Verdicts, attach_parents, resolved_refs_condition
 from turnout.graph.backends import BackendResolver, BackendTarget
 from turnout.graph.crossserving import reject_cross_kind
 from turnout.graph.memo import RuleMemo
@@ -76,12 +76,13 @@ def build_routes(
     """(HTTPRoute nodes, GRPCRoute nodes), attached and counted on their listeners.
 
     ``memo`` (graph/memo.py) lets unchanged routes reuse their rule resolution."""
+    verdicts: Verdicts = {}
     http = {
-        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo)
+        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo, verdicts)
         for key, route in sorted(snapshot.http_routes.items())
     }
     grpc = {
-        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo)
+        key: route_node(route, snapshot, gateways, listener_sets, resolver, memo, verdicts)
         for key, route in sorted(snapshot.grpc_routes.items())
     }
     settle_listeners([*http.values(), *grpc.values()])
@@ -103,6 +104,7 @@ def route_node(
     listener_sets: Mapping[Key, ListenerSetNode],
     resolver: BackendResolver,
     memo: RuleMemo | None,
+    verdicts: Verdicts | None = None,
 ) -> RouteNode:
     """The route's node: rules resolved, parents attached (not yet counted on listeners,
     nor checked against routes of the other kind: see ``build_routes``)."""
@@ -111,7 +113,7 @@ def route_node(
         _resolve_rules(node, resolver)
     else:
         memo.resolve_rules(node, resolver, _resolve_rules)
-    attach_route(node, snapshot, gateways, listener_sets)
+    attach_route(node, snapshot, gateways, listener_sets, verdicts)
     return node
 
 
@@ -120,10 +122,11 @@ def attach_route(
     snapshot: Snapshot,
     gateways: Mapping[Key, GatewayNode],
     listener_sets: Mapping[Key, ListenerSetNode],
+    verdicts: Verdicts | None = None,
 ) -> None:
     """Fill ``node.parents`` (its rules resolved): the parentRefs' verdicts and the
     listeners each attaches to. Reads the rules' verdicts (``invalid``,
-    ``common_conditions``), never the rules."""
+    ``common_conditions``), never the rules. ``verdicts``: see ``attach_parents``."""
     route = node.obj
     attach_parents(
         node,
@@ -132,6 +135,7 @@ def attach_route(
         listener_sets,
         hostnames_on=functools.partial(_hostnames_on, route),
         route_hostnames=route.spec.hostnames,
+        verdicts=verdicts,
     )
 
 
