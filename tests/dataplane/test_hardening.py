@@ -157,6 +157,17 @@ async def test_rejection_after_a_good_request_keeps_order(bytewise: bool) -> Non
     assert transport.closed
 
 
+@pytest.mark.parametrize("name", [n for n in REJECTED if n.startswith(("host-", "two-hosts"))])
+async def test_bad_host_after_a_good_one_is_rejected(name: str) -> None:
+    """The connection remembers its last valid Host (a compare instead of a lookup):
+    a different, invalid one later on the same connection still gets its 400."""
+    client, transport = _client(_table(ROUTES, FakeUpstreams()))
+    client.data_received(b"GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n")
+    client.data_received(REJECTED[name][0])
+    assert [r.status for r in _responses(transport.data())] == [418, 400]
+    assert transport.closed
+
+
 @bytewise
 async def test_within_limits_is_served(bytewise: bool) -> None:
     client, transport = _client(_table(ROUTES, FakeUpstreams()))

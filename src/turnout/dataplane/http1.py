@@ -193,6 +193,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._names = msg.LowerNames()  # this client's field names, lower-cased
+        self._valid_host = b""  # the last Host value found valid (see RequestHeaders)
         self._receiving: Exchange | None = None  # whose body the parser is reading
         # HTTP/2: the first bytes while they may be its connection preface; an h2c Upgrade.
         self._preface: bytes | None = b""
@@ -363,7 +364,7 @@ class ClientConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         keep_alive = self._keep_alive()
-        request = RequestHeaders(raw, self._names)
+        request = RequestHeaders(raw, self._names, self._valid_host)
         # llhttp accepts the versions 0.9, 1.0, 1.1 and 2.0 only, and keeps a request
         # without a Connection field alive by default only for 1.1 (llhttp_should_keep_alive):
         # so that case is 1.1 without get_http_version(), which formats a str per call.
@@ -379,6 +380,8 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(400)  # RFC 9112 3.2: an HTTP/1.1 request must have a Host
         if request.invalid:
             raise _Reject(400)
+        if request.host_count:
+            self._valid_host = request.host  # as received (before an absolute-form target)
         method = self._method()
         # The byte value, not b"#": bytes.__contains__ first tries its operand as an
         # integer (a bytes one costs a TypeError message), and find() parses its

@@ -218,7 +218,12 @@ class RequestHeaders:
         "xff",
     )
 
-    def __init__(self, raw: list[tuple[bytes, bytes]], names: LowerNames | None = None) -> None:
+    def __init__(
+        self,
+        raw: list[tuple[bytes, bytes]],
+        names: LowerNames | None = None,
+        valid: bytes = b"",
+    ) -> None:
         kept: list[Header] = []
         host = b""
         xff: bytes | None = None
@@ -269,7 +274,14 @@ class RequestHeaders:
             else None
         )
         self.host_count = host_count
-        self.invalid = invalid or host_count > 1 or (host_count == 1 and not valid_host(host))
+        # ``valid``: a Host value found valid before (the connection's last one), or b"":
+        # a compare (bytes to bytes: a primitive) instead of valid_host's dict lookup,
+        # which hashes the fresh bytes object. An empty Host is never valid.
+        self.invalid = (
+            invalid
+            or host_count > 1
+            or (host_count == 1 and (host != valid or not host) and not valid_host(host))
+        )
         # Every field is forwarded as received (no hop-by-hop or X-Forwarded-* field to
         # take out) and there is no body to re-frame: see verbatim_request_head.
         self.plain = not content_length and not chunked and len(kept) + host_count == len(raw)
