@@ -97,23 +97,11 @@ def attach_parents(
     """
     route = node.obj
     namespace = route.namespace
+    if verdicts is None:
+        verdicts = {}  # this route's parentRefs only
     for parent_ref in route.spec.parent_refs:
         parent = find_parent(parent_ref, namespace, gateways, listener_sets)
         if parent is None:
-            continue
-        if verdicts is None:
-            node.parents.append(
-                attach(
-                    route,
-                    parent_ref,
-                    parent,
-                    snapshot,
-                    hostnames_on=hostnames_on,
-                    route_hostnames=route_hostnames,
-                    invalid=node.invalid,
-                    common_conditions=node.common_conditions,
-                )
-            )
             continue
         # attach reads of the parentRef only what selects listeners (its name and kind
         # are the parent's), and of the route its kind, namespace, hostnames, invalid.
@@ -136,8 +124,8 @@ def attach_parents(
                 hostnames_on=hostnames_on,
                 route_hostnames=route_hostnames,
                 invalid=node.invalid,
-                common_conditions=(),
             )
+        # The verdict is shared; the route's own conditions (its rules') follow it.
         node.parents.append(
             ParentStatus(
                 parent_ref,
@@ -158,7 +146,6 @@ def attach(
     hostnames_on: Callable[[ListenerNode], list[str]],
     route_hostnames: Sequence[str],
     invalid: Condition | None,
-    common_conditions: Sequence[Condition],
 ) -> ParentStatus:
     """The route's status entry for one parentRef, and the listeners it attaches to.
 
@@ -217,7 +204,6 @@ def attach(
     else:
         status.conditions.append(c.route_accepted())
         status.listeners = attached
-    status.conditions.extend(common_conditions)
     return status
 
 
